@@ -39,7 +39,7 @@ class M1Config:
     layernorm_mlp_alpha: float = 1.0
     layernorm_mlp_beta: float = 1.0
     max_position_embeddings: int = 10_240_000
-    block_size: int = 256  # lightning prefill block; the result does not depend on it
+    block_size: int = 256  # transformers' lightning block; results do not depend on it, kept for its schema
     bos_token_id: int | None = None
     eos_token_id: int | None = None
     tie_word_embeddings: bool = False
@@ -217,3 +217,27 @@ def every_nth_softmax(n_layers: int, period: int = 8) -> list[int]:
 def deepnorm_alpha(n_layers: int) -> float:
     """M1 uses alpha = (2L)^(1/4) on every residual branch (3.5565588200778455 for L = 80)."""
     return (2 * n_layers) ** 0.25
+
+
+def to_transformers_dict(config: M1Config) -> dict:
+    """The same model in transformers' MiniMaxConfig schema (model_type "minimax").
+    transformers' MiniMax rotates all head dims, so only configs with rotary_dim == head_dim map exactly."""
+    names = {LIGHTNING: "linear_attention", SOFTMAX: "full_attention"}
+    c = config
+    return {
+        "model_type": HF_MODEL_TYPE, "architectures": ["MiniMaxForCausalLM"],
+        "vocab_size": c.vocab_size, "hidden_size": c.hidden_size, "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_hidden_layers, "num_attention_heads": c.num_attention_heads,
+        "num_key_value_heads": c.num_key_value_heads, "head_dim": c.head_dim,
+        "num_local_experts": c.num_local_experts, "num_experts_per_tok": c.num_experts_per_tok,
+        "rms_norm_eps": c.rms_norm_eps, "max_position_embeddings": c.max_position_embeddings,
+        "layer_types": [names[t] for t in c.attn_type_list], "block_size": c.block_size,
+        "rope_parameters": {"rope_type": "default", "rope_theta": c.rope_theta,
+                            "partial_rotary_factor": c.rotary_dim / c.head_dim},
+        "full_attn_alpha_factor": c.layernorm_full_attention_alpha,
+        "full_attn_beta_factor": c.layernorm_full_attention_beta,
+        "linear_attn_alpha_factor": c.layernorm_linear_attention_alpha,
+        "linear_attn_beta_factor": c.layernorm_linear_attention_beta,
+        "mlp_alpha_factor": c.layernorm_mlp_alpha, "mlp_beta_factor": c.layernorm_mlp_beta,
+        "tie_word_embeddings": False, "bos_token_id": c.bos_token_id, "eos_token_id": c.eos_token_id,
+    }

@@ -1,0 +1,1 @@
+"""Orchestration: CLI, run config, clients, runner, profiling, reports."""

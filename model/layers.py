@@ -1,0 +1,101 @@
+"""M1 attention layers: lightning (linear) attention and softmax GQA attention with partial RoPE."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..kernels import lightning_attention, lightning_decode
+from .cache import InferenceCache
+from .config import M1Config
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        x32 = x.float()
+        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x32.to(x.dtype)
+
+
+def rope_cos_sin(positions: torch.Tensor, rotary_dim: int, theta: float):
+    """cos/sin [B, T, rotary_dim] (neox layout: the two halves repeat the same frequencies)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, rotary_dim, 2, device=positions.device, dtype=torch.float64) / rotary_dim)
+    freqs = positions.double()[..., None] * inv_freq
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos().float(), emb.sin().float()
+
+
+def apply_partial_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate the first rotary_dim dims of each head (neox rotate_half); x is [B, T, heads, head_dim]."""
+    rd = cos.shape[-1]
+    rot, rest = x[..., :rd].float(), x[..., rd:]
+    half = rd // 2
+    rotated = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)
+    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
+    return torch.cat(((rot * cos + rotated * sin).to(x.dtype), rest), dim=-1)
+
+
+class LightningAttention(nn.Module):
+    """SiLU(qkv) linear attention with per-head exponential decay, gated RMSNorm output (DESIGN §3)."""
+
+    def __init__(self, config: M1Config, layer: int):
+        super().__init__()
+        self.layer, self.heads, self.head_dim = layer, config.num_attention_heads, config.head_dim
+        inner = self.heads * self.head_dim
+        self.qkv_proj = nn.Linear(config.hidden_size, 3 * inner, bias=False)
+        self.output_gate = nn.Linear(config.hidden_size, inner, bias=False)
+        self.out_proj = nn.Linear(inner, config.hidden_size, bias=False)
+        # eps from the config (as vLLM's M1 layer does); the M1 reference code leaves nn.RMSNorm's default.
+        self.norm = RMSNorm(inner, config.rms_norm_eps)
+        self.register_buffer("slopes", torch.empty(self.heads, dtype=torch.float32), persistent=False)
+        self._slope_values = config.lightning_slopes(layer)
+        self.init_buffers()
+
+    def init_buffers(self):
+        if self.slopes.device.type != "meta":
+            self.slopes.copy_(torch.tensor(self._slope_values, dtype=torch.float32))
+
+    def forward(self, x, cache: InferenceCache, token_mask):
+        B, T, _ = x.shape
+        qkv = F.silu(self.qkv_proj(x))
+        if token_mask is not None:  # left padding: zero q, k, v so pads leave the state untouched
+            qkv = qkv * token_mask[..., None].to(qkv.dtype)
+        q, k, v = qkv.view(B, T, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
+        state = cache.lightning_state(self.layer)
+        if T == 1:
+            o = lightning_decode(q[:, 0], k[:, 0], v[:, 0], self.slopes, state)[:, None]
+        else:
+            o, new_state = lightning_attention(q, k, v, self.slopes, initial_state=state)
+            state.copy_(new_state)
+        o = self.norm(o.reshape(B, T, -1))
+        return self.out_proj(torch.sigmoid(self.output_gate(x)) * o)
+
+
+class SoftmaxAttention(nn.Module):
+    """GQA softmax attention, scale 1/sqrt(head_dim), RoPE on the first rotary_dim dims."""
+
+    def __init__(self, config: M1Config, layer: int):
+        super().__init__()
+        self.layer = layer
+        self.heads, self.kv_heads, self.head_dim = config.num_attention_heads, config.num_key_value_heads, config.head_dim
+        self.rotary_dim, self.theta = config.rotary_dim, config.rope_theta
+        self.q_proj = nn.Linear(config.hidden_size, self.heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.heads * self.head_dim, config.hidden_size, bias=False)
+
+    def forward(self, x, cache: InferenceCache, rope):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.heads, self.head_dim)
+        k = self.k_proj(x).view(B, T, self.kv_heads, self.head_dim)
+        v = self.v_proj(x).view(B, T, self.kv_heads, self.head_dim)
+        cos, sin = rope
+        q, k = apply_partial_rope(q, cos, sin), apply_partial_rope(k, cos, sin)
+        keys, values = cache.append_kv(self.layer, k, v)  # [B, S, kv_heads, d]
+        o = F.scaled_dot_product_attention(
+            q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
+            attn_mask=cache.attention_mask(T), scale=self.head_dim ** -0.5, enable_gqa=True)
+        return self.o_proj(o.transpose(1, 2).reshape(B, T, -1))

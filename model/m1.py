@@ -1,0 +1,93 @@
+"""The reference MiniMax-M1 causal LM: postnorm decoder blocks of (lightning | softmax) attention + MoE."""
+import torch
+from torch import nn
+
+from .cache import InferenceCache
+from .config import LIGHTNING, M1Config
+from .layers import LightningAttention, RMSNorm, SoftmaxAttention, rope_cos_sin
+from .moe import SparseMoE
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, config: M1Config, layer: int):
+        super().__init__()
+        self.is_lightning = config.attn_type_list[layer] == LIGHTNING
+        self.self_attn = (LightningAttention if self.is_lightning else SoftmaxAttention)(config, layer)
+        self.block_sparse_moe = SparseMoE(config)
+        self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+        self.postnorm = config.postnorm
+        self.attn_alpha, self.attn_beta = config.layer_alpha_beta(layer)
+        self.mlp_alpha, self.mlp_beta = config.layernorm_mlp_alpha, config.layernorm_mlp_beta
+
+    def forward(self, x, cache, token_mask, rope):
+        h = self.input_layernorm(x)
+        residual = h if self.postnorm else x  # postnorm: the residual branch carries the normalised input
+        a = self.self_attn(h, cache, token_mask) if self.is_lightning else self.self_attn(h, cache, rope)
+        x = residual * self.attn_alpha + a * self.attn_beta
+        h = self.post_attention_layernorm(x)
+        residual = h if self.postnorm else x
+        return residual * self.mlp_alpha + self.block_sparse_moe(h) * self.mlp_beta
+
+
+class M1Model(nn.Module):
+    def __init__(self, config: M1Config):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(config, i) for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+class M1ForCausalLM(nn.Module):
+    def __init__(self, config: M1Config):
+        super().__init__()
+        self.config = config
+        self.model = M1Model(config)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm_head.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm_head.weight.device
+
+    def init_buffers(self):
+        """Recompute non-persistent buffers (decay slopes) after meta-device init + `to_empty`."""
+        for layer in self.model.layers:
+            if layer.is_lightning:
+                layer.self_attn.init_buffers()
+
+    def new_cache(self, batch_size: int, capacity: int = 256) -> InferenceCache:
+        return InferenceCache(self.config, batch_size, self.dtype, self.device, capacity)
+
+    def forward(self, input_ids: torch.Tensor, cache: InferenceCache | None = None,
+                attention_mask: torch.Tensor | None = None, logits_to_keep: int = 0) -> torch.Tensor:
+        """input_ids [B, T] continue the sequences held in `cache` (a fresh one if None).
+        attention_mask [B, T]: 1 for real tokens, 0 for left padding. Returns logits [B, T', V] in fp32,
+        T' = T or the last `logits_to_keep` positions."""
+        B, T = input_ids.shape
+        cache = cache if cache is not None else self.new_cache(B, capacity=T)
+        token_mask = (torch.ones(B, T, dtype=torch.bool, device=input_ids.device) if attention_mask is None
+                      else attention_mask.to(torch.bool))
+        positions = cache.begin(token_mask)
+        rope = rope_cos_sin(positions, self.config.rotary_dim, self.config.rope_theta)
+        lightning_mask = None if attention_mask is None or bool(token_mask.all()) else token_mask
+        x = self.model.embed_tokens(input_ids)
+        for layer in self.model.layers:
+            x = layer(x, cache, lightning_mask, rope)
+        x = self.model.norm(x)
+        if logits_to_keep:
+            x = x[:, -logits_to_keep:]
+        return self.lm_head(x).float()
+
+    def num_parameters(self) -> dict[str, int]:
+        """Total parameters and those active per token. Active excludes the unrouted experts, the embedding
+        and the LM head (the paper's convention: 45.9B of 456B for M1)."""
+        c = self.config
+        total = sum(p.numel() for p in self.parameters())
+        expert = 3 * c.hidden_size * c.intermediate_size
+        inactive = c.num_hidden_layers * (c.num_local_experts - c.num_experts_per_tok) * expert
+        embed = c.vocab_size * c.hidden_size  # embedding and LM head each
+        return {"total": total, "active_per_token": total - inactive - 2 * embed, "embedding": embed}

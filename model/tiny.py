@@ -1,0 +1,47 @@
+"""The `tiny` checkpoint: seeded random weights in the `tiny` preset plus the byte-level tokenizer,
+created on first use so tests and the demo need no download."""
+import os
+from pathlib import Path
+
+import torch
+
+from .checkpoint import save_checkpoint
+from .m1 import M1ForCausalLM
+from .presets import preset
+from .tokenizer import build_byte_tokenizer, load_tokenizer
+
+TINY_SEED = 1234
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("M1BENCH_HOME", "~/.cache/m1bench")).expanduser()
+
+
+def init_random(model: M1ForCausalLM, seed: int, std: float = 0.02) -> M1ForCausalLM:
+    """Deterministic N(0, std) weights, unit norm scales (what transformers' init does for MiniMax)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight") or "layernorm" in name:
+                p.fill_(1.0)
+            else:
+                p.copy_(torch.randn(p.shape, generator=g) * std)
+    return model
+
+
+def create_checkpoint(directory, preset_name: str = "tiny", seed: int = TINY_SEED) -> Path:
+    directory = Path(directory)
+    build_byte_tokenizer(directory)
+    tok = load_tokenizer(directory)
+    config = preset(preset_name, eos_token_id=tok.eos_token_id)
+    if tok.vocab_size > config.vocab_size:
+        raise ValueError(f"tokenizer has {tok.vocab_size} tokens, preset {preset_name} only {config.vocab_size}")
+    model = init_random(M1ForCausalLM(config), seed)
+    return save_checkpoint(model, directory)
+
+
+def ensure_tiny(path=None) -> Path:
+    directory = Path(path) if path else default_home() / "tiny"
+    if not (directory / "config.json").exists():
+        create_checkpoint(directory)
+    return directory

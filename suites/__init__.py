@@ -1,0 +1,1 @@
+"""Benchmark suites: load data, build requests, score, aggregate."""
