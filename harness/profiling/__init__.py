@@ -1,0 +1,1 @@
+"""Profiling: architecture specs, analytic and counted FLOPs, latency (model, kernel, server), plots."""
