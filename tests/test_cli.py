@@ -1,0 +1,50 @@
+"""The `m1bench` command line: help on every subcommand, model init/info, generate, demo."""
+import subprocess
+import sys
+
+import pytest
+
+from m1bench.harness.cli import build_parser, main
+
+
+def subcommand_paths(parser, prefix=()):
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from subcommand_paths(sub, (*prefix, name))
+
+
+def test_every_subcommand_has_help(capsys):
+    paths = list(subcommand_paths(build_parser()))
+    assert {("model", "init"), ("model", "info"), ("generate",), ("demo",)} <= set(paths)
+    for path in paths:
+        with pytest.raises(SystemExit) as done:
+            main([*path, "--help"])
+        assert done.value.code == 0
+        assert "usage: m1bench" in capsys.readouterr().out
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "m1bench.harness.cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and "m1bench" in out.stdout
+
+
+def test_init_info_generate(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("M1BENCH_HOME", str(tmp_path))
+    main(["model", "init"])
+    assert (tmp_path / "tiny" / "model.safetensors").exists()
+    main(["model", "info"])
+    out = capsys.readouterr().out
+    assert "3 L + 1 S: LLLS" in out and "411,392" in out
+    main(["generate", "--prompt", "hi", "--max-new-tokens", "5", "--temperature", "0"])
+    assert "5 generated tokens" in capsys.readouterr().out
+    main(["model", "info", "--preset", "m1"])
+    assert "456,089,655,296" in capsys.readouterr().out
+
+
+def test_demo_creates_tiny_when_missing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("M1BENCH_HOME", str(tmp_path))
+    main(["demo", "--max-new-tokens", "4"])
+    out = capsys.readouterr().out
+    assert (tmp_path / "tiny" / "config.json").exists() and "model facts" in out and "4 generated tokens" in out
