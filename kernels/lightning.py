@@ -3,6 +3,7 @@
 CUDA tensors go to the Triton kernels when they are importable; everything else takes the
 pure-PyTorch paths of `reference`. `impl` forces a path (tests and benchmarks use it).
 """
+import importlib.util
 from typing import Callable
 
 import torch
@@ -23,6 +24,24 @@ def register_prefill(name: str, fn: Callable) -> None:
 
 def register_decode(name: str, fn: Callable) -> None:
     DECODE_IMPLS[name] = fn
+
+
+def _triton_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None):
+    # Imported on first use: triton costs a second to import, and the kernels must be defined
+    # after a test has chosen the interpreter (TRITON_INTERPRET is read when they are defined).
+    from .triton_prefill import lightning_prefill
+    return lightning_prefill(q, k, v, slopes, initial_state, cu_seqlens)
+
+
+def _triton_decode(q, k, v, slopes, state, slots=None):
+    from .triton_decode import lightning_decode as triton_decode
+    return triton_decode(q, k, v, slopes, state, slots)
+
+
+_triton_prefill.supports_varlen = True
+if importlib.util.find_spec("triton") is not None:
+    register_prefill("triton", _triton_prefill)
+    register_decode("triton", _triton_decode)
 
 
 def _auto(impls: dict[str, Callable], x: torch.Tensor, cpu_default: str) -> Callable:
