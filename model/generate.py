@@ -92,8 +92,8 @@ def generate(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[list[
         r.prefill_s = prefill
 
     active = [i for i, p in enumerate(params) if p.max_new_tokens > 0]
-    if len(active) < len(prompts):
-        cache.select(torch.tensor(active, device=device))
+    if active and len(active) < len(prompts):
+        cache.select(torch.tensor(active, dtype=torch.long, device=device))
         logits = logits[active]
     start = time.perf_counter()
     while active:
@@ -118,7 +118,7 @@ def generate(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[list[
             active = [active[row] for row in keep]
             if not active:
                 break
-            cache.select(torch.tensor(keep, device=device))
+            cache.select(torch.tensor(keep, dtype=torch.long, device=device))
         logits = model(torch.tensor(next_tokens, device=device)[:, None], cache)[:, -1].cpu()
     decode = time.perf_counter() - start
     for i, r in enumerate(results):
