@@ -1,0 +1,98 @@
+"""The one request type and the one completion type that cross every boundary (DESIGN §2).
+
+Suites build `Request`s, clients turn them into `Completion`s, the runner stores both; nobody
+downstream knows which engine answered.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling parameters of one request (paper defaults: T=1.0, top_p=0.95)."""
+
+    max_tokens: int = 32768
+    temperature: float = 1.0
+    top_p: float = 0.95
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    """A chat request. `key` names the sample (suite/problem/sample index) so identical prompts
+    drawn k times stay k distinct requests; it is part of the hash."""
+
+    messages: tuple[dict[str, Any], ...]
+    sampling: Sampling = field(default_factory=Sampling)
+    tools: tuple[dict[str, Any], ...] | None = None
+    key: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["messages"] = list(self.messages)
+        d["tools"] = list(self.tools) if self.tools is not None else None
+        d["sampling"]["stop"] = list(self.sampling.stop)
+        return d
+
+    def hash(self, model_id: str) -> str:
+        """Stable identity of this request against one model: the cache key of the records."""
+        blob = json.dumps({"model": model_id, **self.to_dict()}, sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: str  # JSON text, as OpenAI-compatible servers send it
+    id: str | None = None
+
+
+@dataclass
+class Completion:
+    """What came back: answer text (reasoning removed), reasoning text, tool calls, finish reason,
+    token usage and timings (time to first token, per-token arrival offsets)."""
+
+    text: str
+    reasoning: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"  # "stop" | "length" | "tool_calls"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    total_s: float = 0.0
+    token_times: list[float] = field(default_factory=list)  # seconds since request start, per token/chunk
+    endpoint: str | None = None
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+    def to_record(self, keep_token_times: bool = False) -> dict[str, Any]:
+        d = asdict(self)
+        times = d.pop("token_times")
+        if keep_token_times:
+            d["token_times"] = [round(t, 5) for t in times]
+        d["tpot_s"] = tpot(times)
+        if d["tpot_s"] is None and self.ttft_s is not None and self.completion_tokens > 1:
+            d["tpot_s"] = (self.total_s - self.ttft_s) / (self.completion_tokens - 1)  # engines without per-token times
+        return d
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> "Completion":
+        d = dict(d)
+        d.pop("tpot_s", None)
+        d["tool_calls"] = [ToolCall(**t) for t in d.get("tool_calls", [])]
+        return cls(**d)
+
+
+def tpot(token_times: list[float]) -> float | None:
+    """Mean time per output token after the first one."""
+    if len(token_times) < 2:
+        return None
+    return (token_times[-1] - token_times[0]) / (len(token_times) - 1)

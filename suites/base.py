@@ -1,0 +1,68 @@
+"""What a suite is: options (declared, so run configs are validated before any request), data
+loading, request building, scoring of one sample, and a version string that is bumped whenever
+results stop being comparable."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from m1bench.harness.types import Completion
+
+
+@dataclass(frozen=True)
+class Option:
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+
+# Every suite takes these; suites add their own in `options`.
+COMMON_OPTIONS: dict[str, Option] = {
+    "samples": Option(int, None, "samples per problem (k); the suite's default when unset"),
+    "limit": Option(int, None, "only the first N problems"),
+    "data": Option(str, None, "local .jsonl/.json/.parquet file or directory, or a Hugging Face dataset id"),
+    "revision": Option(str, None, "dataset revision (commit) for a hub dataset; resolved and recorded when unset"),
+    "split": Option(str, None, "dataset split"),
+    "max_tokens": Option(int, None, "override of [sampling].max_tokens for this suite"),
+}
+
+
+@dataclass
+class Problem:
+    id: str
+    messages: list[dict[str, Any]]
+    target: Any  # whatever score() needs: an answer, test cases, …
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Score:
+    correct: bool
+    answer: str | None = None  # normalised final answer (for majority voting); None when unvoted
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Suite:
+    name: ClassVar[str]
+    version: ClassVar[str]
+    default_samples: ClassVar[int]
+    majority: ClassVar[bool] = False  # whether maj@k applies
+    grader: ClassVar[str] = ""  # grader name + version, for the results
+    thread_safe_scoring: ClassVar[bool] = False  # may score() run in worker threads?
+    external: ClassVar[bool] = False  # plans and scores itself (lm-eval); the runner serves its requests
+    options: ClassVar[dict[str, Option]] = {}
+
+    def load(self, opts: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
+        """Problems (in a stable order, `limit` applied) and data facts (id, revision, content hash)."""
+        raise NotImplementedError
+
+    def score(self, problem: Problem, completion: Completion, opts: dict[str, Any]) -> Score:
+        raise NotImplementedError
+
+    def environment(self, opts: dict[str, Any]) -> dict[str, Any]:
+        """Facts about how scoring ran (e.g. sandbox isolation), for the results."""
+        return {}
+
+    def all_options(self) -> dict[str, Option]:
+        return {**COMMON_OPTIONS, **self.options}
