@@ -1,0 +1,113 @@
+"""Matplotlib figures for the profiling commands: PNG + SVG, labelled axes with units, a provenance line."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _save(fig, stem: Path, provenance: str) -> list[Path]:
+    fig.text(0.01, 0.005, provenance, fontsize=6.5, color="0.4", ha="left", va="bottom")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    for p in paths:
+        fig.savefig(p, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def _k(x, _pos=None) -> str:
+    return f"{x / 1024:g}K" if x < 1024 ** 2 else f"{x / 1024 ** 2:g}M"
+
+
+def flops_curves(lengths: np.ndarray, cumulative: dict[str, np.ndarray], per_token: dict[str, np.ndarray],
+                 stem: Path, provenance: str, prompt: int) -> list[Path]:
+    """Left: cumulative FLOPs to generate N tokens (the paper's Figure 1 right); right: FLOPs of the token
+    at each position."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, y in cumulative.items():
+        a.plot(lengths, y, label=name, lw=2)
+    a.set(xlabel=f"generation length N (tokens, after a {prompt}-token prompt)",
+          ylabel="theoretical inference FLOPs to generate N tokens", title="Cumulative forward FLOPs")
+    for name, y in per_token.items():
+        b.plot(lengths, y / 1e9, label=name, lw=2)
+    b.set(xlabel="context position of the token (tokens)", ylabel="GFLOPs per generated token",
+          title="Per-token forward FLOPs")
+    for ax in (a, b):
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_k))
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_xlim(0, lengths[-1])
+        ax.set_ylim(bottom=0)
+    return _save(fig, stem, provenance)
+
+
+def latency_curves(results: dict[str, dict], stem: Path, provenance: str) -> list[Path]:
+    """results[variant] = {"context": [...], "prefill_s": [...], "decode_s": [...]}; log-log latency vs
+    context and the softmax-twin / hybrid speed-up."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(14, 4.2))
+    for name, r in results.items():
+        ctx = np.asarray(r["context"], dtype=float)
+        pre = np.asarray(r["prefill_s"], dtype=float)
+        dec = np.asarray(r["decode_s"], dtype=float)
+        a.plot(ctx, pre, "o-", label=name)
+        b.plot(ctx, dec * 1e3, "o-", label=name)
+    names = list(results)
+    if len(names) == 2:
+        base, other = results[names[0]], results[names[1]]
+        common = sorted(set(base["context"]) & set(other["context"]))
+        pick = lambda r, key: np.array([r[key][r["context"].index(x)] for x in common], dtype=float)
+        for key, label in (("prefill_s", "prefill"), ("decode_s", "decode step")):
+            c.plot(common, pick(other, key) / pick(base, key), "o-", label=label)
+        c.axhline(1, color="0.5", lw=0.8)
+        c.set(ylabel=f"speed-up of {names[0]} over {names[1]} (x)", title="Speed-up")
+        c.legend()
+    a.set(ylabel="prefill time (s)", title="Prefill")
+    b.set(ylabel="decode time per token (ms)", title="Decode step at context")
+    for ax in (a, b, c):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context length (tokens)")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_k))
+        ax.grid(alpha=0.3, which="both")
+    for ax in (a, b):
+        ax.set_yscale("log")
+        ax.legend()
+    return _save(fig, stem, provenance)
+
+
+def kernel_curves(rows: list[dict], stem: Path, provenance: str) -> list[Path]:
+    """rows: {"phase", "impl", "context", "median_ms"}; one panel per phase."""
+    phases = sorted({r["phase"] for r in rows})
+    fig, axes = plt.subplots(1, len(phases), figsize=(5.5 * len(phases), 4.2), squeeze=False)
+    for ax, phase in zip(axes[0], phases):
+        for impl in sorted({r["impl"] for r in rows if r["phase"] == phase}):
+            pts = sorted((r["context"], r["median_ms"]) for r in rows if r["phase"] == phase and r["impl"] == impl)
+            ax.plot(*zip(*pts), "o-", label=impl)
+        ax.set(xscale="log", yscale="log", xlabel="sequence / context length (tokens)", ylabel="time (ms, median)",
+               title=f"Kernel: {phase}")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_k))
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    return _save(fig, stem, provenance)
+
+
+def server_curves(rows: list[dict], stem: Path, provenance: str) -> list[Path]:
+    """rows: {"prompt_tokens", "concurrency", "ttft_p50_s", "tpot_p50_s", "output_tok_per_s"}; one line per prompt length."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    keys = (("ttft_p50_s", "TTFT p50 (ms)", 1e3), ("tpot_p50_s", "TPOT p50 (ms)", 1e3),
+            ("output_tok_per_s", "output throughput (tokens/s)", 1))
+    for ax, (key, label, scale) in zip(axes, keys):
+        for prompt in sorted({r["prompt_tokens"] for r in rows}):
+            pts = sorted((r["concurrency"], r[key]) for r in rows if r["prompt_tokens"] == prompt and r[key] is not None)
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] * scale for p in pts], "o-", label=f"prompt {prompt} tok")
+        ax.set(xscale="log", xlabel="concurrent requests", ylabel=label)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+    return _save(fig, stem, provenance)
