@@ -17,9 +17,11 @@ MLA_LAYOUTS = ("naive", "absorbed")
 
 CONVENTIONS = """\
 Counting conventions (analytic FLOPs, forward only, batch 1):
-- A multiply-add is 2 FLOPs: x[m,k] @ W[k,n] costs 2mkn. Only matrix products are counted: norms,
-  activations (SiLU, sigmoid gate), softmax, RoPE, decay scaling, routing top-k, residual adds and the
-  embedding lookup are not (they are O(hidden) per token, < 0.1% at M1 scale).
+- A multiply-add is 2 FLOPs: x[m,k] @ W[k,n] costs 2mkn. Only matrix products are counted. Not
+  counted: norms, activations (SiLU, sigmoid gate), RoPE, residual adds, routing top-k, the embedding
+  lookup (O(hidden) per token and layer), the softmax exponentials (O(H) per key) and the lightning
+  state decay (O(H d^2) per layer): together under 1% of the counted FLOPs for M1, R1 and Qwen3 up
+  to 128K tokens.
 - A token at position t (0-based) attends to t+1 keys (itself included). Softmax/MLA attention:
   scores 2*H*d_qk*(t+1), values 2*H*d_v*(t+1) per layer. Prefill counts causal attention by default
   (a causal kernel skips the masked half); `attention="dense"` counts the full T x S score matrix, which

@@ -33,12 +33,14 @@ def flops_curves(lengths: np.ndarray, cumulative: dict[str, np.ndarray], per_tok
     for name, y in cumulative.items():
         a.plot(lengths, y, label=name, lw=2)
     a.set(xlabel=f"generation length N (tokens, after a {prompt}-token prompt)",
-          ylabel="theoretical inference FLOPs to generate N tokens", title="Cumulative forward FLOPs")
+          ylabel="theoretical inference FLOPs (to generate N tokens)", title="Cumulative forward FLOPs")
     for name, y in per_token.items():
         b.plot(lengths, y / 1e9, label=name, lw=2)
     b.set(xlabel="context position of the token (tokens)", ylabel="GFLOPs per generated token",
           title="Per-token forward FLOPs")
+    step = 2 ** max(10, int(np.log2(max(lengths[-1] / 8, 1))))  # a power-of-two tick step, >= 1K
     for ax in (a, b):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(step))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_k))
         ax.grid(alpha=0.3)
         ax.legend()
