@@ -69,18 +69,48 @@ def cmd_generate(args):
     from ..model.tokenizer import load_tokenizer
     path = resolve_model(args.model)
     model, tok = load_model(path, DTYPES[args.dtype], args.device), load_tokenizer(path)
+    prompt = Path(args.prompt_file).read_text() if args.prompt_file else args.prompt
     if args.raw:
-        text = args.prompt
+        text = prompt
     else:
         messages = ([{"role": "system", "content": args.system}] if args.system else []) + \
-                   [{"role": "user", "content": args.prompt}]
+                   [{"role": "user", "content": prompt}]
         text = tok.render_chat(messages)
     params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                             top_k=args.top_k, seed=args.seed, stop=tuple(args.stop))
-    out = generate(model, tok, [tok.encode(text)], params)[0]
+    tokens = tok.encode(text)
+    if args.save_state or args.resume_state:
+        out = _generate_resumable(model, tok, path, tokens, params, args)
+    else:
+        out = generate(model, tok, [tokens], params)[0]
     console.print(out.text, markup=False, highlight=False)
     console.print(f"[dim]{out.prompt_tokens} prompt + {len(out.token_ids)} generated tokens, finish={out.finish_reason}, "
                   f"prefill {out.prefill_s * 1e3:.1f} ms, decode {out.decode_s * 1e3:.1f} ms[/dim]")
+    return out
+
+
+def _generate_resumable(model, tok, path, tokens, params, args):
+    """Chunked prefill that saves its state as it goes (--save-state) and can pick up a saved one
+    (--resume-state), then sampling as usual."""
+    import time
+
+    from rich.progress import Progress
+
+    from ..model.generate import continue_generation
+    from ..model.identity import checkpoint_hash
+    from ..model.state_io import resumable_prefill
+    start = time.perf_counter()
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("prefill", total=len(tokens))
+        cache, logits = resumable_prefill(
+            model, tokens, checkpoint_hash(path), save_to=args.save_state or args.resume_state,
+            load_from=args.resume_state, chunk_size=args.chunk_size,
+            progress=lambda done, total: bar.update(task, completed=done))
+    prefill_s = time.perf_counter() - start
+    console.print(f"[dim]prefill state kept in {args.save_state or args.resume_state} "
+                  f"(an interrupted run continues with --resume-state)[/dim]")
+    out = continue_generation(model, tok, cache, logits, params, prompt_tokens=len(tokens))
+    out.prefill_s = prefill_s
     return out
 
 
@@ -109,10 +139,15 @@ def add_parser(sub):
 
     gen = sub.add_parser("generate", help="generate from a chat prompt with the reference model")
     gen.add_argument("--model", help="checkpoint directory (default: the tiny checkpoint, created if missing)")
-    gen.add_argument("--prompt", required=True)
+    what = gen.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", help="the user message")
+    what.add_argument("--prompt-file", help="read the user message from a file (long inputs)")
     gen.add_argument("--system", help="system prompt")
     gen.add_argument("--raw", action="store_true", help="send the prompt as-is, without the chat template")
     gen.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     gen.add_argument("--device", default="cpu")
+    gen.add_argument("--save-state", metavar="S", help="prefill in chunks, saving the inference state to S as it goes")
+    gen.add_argument("--resume-state", metavar="S", help="continue an interrupted prefill from the state in S")
+    gen.add_argument("--chunk-size", type=int, default=4096, help="prefill chunk (tokens) with --save/--resume-state")
     add_sampling_args(gen)
     gen.set_defaults(func=cmd_generate)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .m1 import M1ForCausalLM
+from .routing import RoutingRecorder
 from .tokenizer import ChatTokenizer
 
 
@@ -37,6 +38,7 @@ class Generation:
     prompt_tokens: int = 0
     prefill_s: float = 0.0
     decode_s: float = 0.0
+    routing: dict | None = None  # expert-routing summary, when recorded
 
 
 def sample_token(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> int:
@@ -61,23 +63,26 @@ def _stop_cut(text: str, stops) -> int | None:
     return min(hits) if hits else None
 
 
+def _generators(params: list[SamplingParams]) -> list[torch.Generator]:
+    out = []
+    for p in params:
+        g = torch.Generator(device="cpu")
+        g.manual_seed(p.seed) if p.seed is not None else g.seed()
+        out.append(g)
+    return out
+
+
 @torch.inference_mode()
 def generate(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[list[int]],
-             params: SamplingParams | list[SamplingParams]) -> list[Generation]:
+             params: SamplingParams | list[SamplingParams], routing: RoutingRecorder | None = None) -> list[Generation]:
+    """Left-pad the prompts into one batch, prefill, then sample. With `routing`, every request's
+    expert choices are counted (pads excluded) and summarised in `Generation.routing`."""
     params = params if isinstance(params, list) else [params] * len(prompts)
     if len(params) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(params)} sampling params")
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
     device = model.device
-    results = [Generation(prompt_tokens=len(p)) for p in prompts]
-    stop_at: dict[int, int] = {}  # result index -> character offset of the first stop string
-    generators = []
-    for p in params:
-        g = torch.Generator(device="cpu")
-        g.manual_seed(p.seed) if p.seed is not None else g.seed()
-        generators.append(g)
-
     width = max(len(p) for p in prompts)
     ids = torch.zeros(len(prompts), width, dtype=torch.long)
     mask = torch.zeros(len(prompts), width, dtype=torch.long)
@@ -85,14 +90,30 @@ def generate(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[list[
         ids[i, width - len(p):] = torch.tensor(p)
         mask[i, width - len(p):] = 1
     cache = model.new_cache(len(prompts), capacity=width + max(p.max_new_tokens for p in params))
+    if routing is not None:
+        routing.begin_step(list(range(len(prompts))), mask.bool())
     start = time.perf_counter()
-    logits = model(ids.to(device), cache, attention_mask=mask.to(device), logits_to_keep=1)[:, -1].cpu()
-    prefill = time.perf_counter() - start
-    for r in results:
-        r.prefill_s = prefill
+    with model.recording_routing(routing):
+        logits = model(ids.to(device), cache, attention_mask=mask.to(device), logits_to_keep=1)[:, -1].cpu()
+    results = [Generation(prompt_tokens=len(p), prefill_s=time.perf_counter() - start) for p in prompts]
+    return _decode(model, tokenizer, cache, logits, params, results, routing)
 
+
+@torch.inference_mode()
+def continue_generation(model: M1ForCausalLM, tokenizer: ChatTokenizer, cache, last_logits: torch.Tensor,
+                        params: SamplingParams, prompt_tokens: int) -> Generation:
+    """Sample one sequence whose prompt is already in `cache` (e.g. a resumed long prefill);
+    `last_logits` [V] are the logits after its last prompt token."""
+    return _decode(model, tokenizer, cache, last_logits[None].cpu(), [params],
+                   [Generation(prompt_tokens=prompt_tokens)], None)[0]
+
+
+def _decode(model, tokenizer, cache, logits, params, results, routing) -> list[Generation]:
+    device = model.device
+    generators = _generators(params)
+    stop_at: dict[int, int] = {}  # result index -> character offset of the first stop string
     active = [i for i, p in enumerate(params) if p.max_new_tokens > 0]
-    if active and len(active) < len(prompts):
+    if active and len(active) < len(results):
         cache.select(torch.tensor(active, dtype=torch.long, device=device))
         logits = logits[active]
     start = time.perf_counter()
@@ -119,9 +140,14 @@ def generate(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[list[
             if not active:
                 break
             cache.select(torch.tensor(keep, dtype=torch.long, device=device))
-        logits = model(torch.tensor(next_tokens, device=device)[:, None], cache)[:, -1].cpu()
+        if routing is not None:
+            routing.begin_step(active, None)
+        with model.recording_routing(routing):
+            logits = model(torch.tensor(next_tokens, device=device)[:, None], cache)[:, -1].cpu()
     decode = time.perf_counter() - start
     for i, r in enumerate(results):
         r.decode_s = decode
         r.text = tokenizer.decode(r.token_ids)[:stop_at.get(i)]
+        if routing is not None:
+            r.routing = routing.summary(i)
     return results

@@ -1,4 +1,6 @@
 """The reference MiniMax-M1 causal LM: postnorm decoder blocks of (lightning | softmax) attention + MoE."""
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -6,6 +8,7 @@ from .cache import InferenceCache
 from .config import LIGHTNING, M1Config
 from .layers import LightningAttention, RMSNorm, SoftmaxAttention, rope_cos_sin
 from .moe import SparseMoE
+from .routing import RoutingRecorder
 
 
 class DecoderLayer(nn.Module):
@@ -13,7 +16,7 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.is_lightning = config.attn_type_list[layer] == LIGHTNING
         self.self_attn = (LightningAttention if self.is_lightning else SoftmaxAttention)(config, layer)
-        self.block_sparse_moe = SparseMoE(config)
+        self.block_sparse_moe = SparseMoE(config, layer)
         self.input_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.postnorm = config.postnorm
@@ -58,6 +61,25 @@ class M1ForCausalLM(nn.Module):
         for layer in self.model.layers:
             if layer.is_lightning:
                 layer.self_attn.init_buffers()
+
+    def routing_recorder(self) -> RoutingRecorder:
+        c = self.config
+        return RoutingRecorder(c.num_hidden_layers, c.num_local_experts, c.num_experts_per_tok)
+
+    @contextmanager
+    def recording_routing(self, recorder: RoutingRecorder | None):
+        """Count expert choices into `recorder` inside the block (None: no recording, no cost)."""
+        if recorder is None:
+            yield
+            return
+        moes = [layer.block_sparse_moe for layer in self.model.layers]
+        for moe in moes:
+            moe.recorder = recorder
+        try:
+            yield
+        finally:
+            for moe in moes:
+                moe.recorder = None
 
     def new_cache(self, batch_size: int, capacity: int = 256) -> InferenceCache:
         return InferenceCache(self.config, batch_size, self.dtype, self.device, capacity)

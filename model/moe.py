@@ -18,9 +18,10 @@ class Expert(nn.Module):
 
 
 class SparseMoE(nn.Module):
-    def __init__(self, config: M1Config):
+    def __init__(self, config: M1Config, layer: int):
         super().__init__()
-        self.top_k = config.num_experts_per_tok
+        self.layer, self.top_k = layer, config.num_experts_per_tok
+        self.recorder = None  # a RoutingRecorder while routing statistics are on
         self.gate = nn.Linear(config.hidden_size, config.num_local_experts, bias=False)
         self.experts = nn.ModuleList(Expert(config.hidden_size, config.intermediate_size)
                                      for _ in range(config.num_local_experts))
@@ -35,6 +36,8 @@ class SparseMoE(nn.Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         weights, ids = self.route(x)
+        if self.recorder is not None:
+            self.recorder.record(self.layer, ids, weights)
         out = torch.zeros_like(x)
         for e in ids.unique().tolist():
             token, slot = (ids == e).nonzero(as_tuple=True)
