@@ -118,7 +118,7 @@ def accuracy(fla):
             if fla is not None and dtype != torch.float32:
                 o_f, st_f = fla["chunk"](q, k, v, g_gamma=-s, scale=1.0, output_final_state=True)
                 row.update(fla_o=rel(o_f, o_r), fla_state=rel(st_f, s_r))
-            out[f"prefill T={T} layer={layer}"] = row
+            out[f"prefill {row['dtype']} T={T} layer={layer}"] = row
             del o_r, s_r
     # Packed batch with empty and one-token sequences and initial states, vs each alone.
     lens = [0, 1, 777, 4096, 100, 2053, 0]

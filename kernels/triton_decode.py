@@ -43,9 +43,11 @@ def _decode_kernel(q, k, v, o, slopes, state, slots,
 
 def decode_block(batch_heads: int, V: int) -> tuple[int, int]:
     """(BV, num_warps): small value blocks while there are too few (sequence, head) pairs to fill
-    the GPU, wider ones (fewer, longer programs) once there are plenty."""
+    the GPU, wider ones once there are plenty. On an H200 (reports/bench), per step in a CUDA
+    graph: B=1 4.9 µs with (16, 2) against 6.1 with (32, 4); B=64 140 µs with (64, 4) against
+    150 with (32, 2)."""
     if batch_heads < 1024:
-        return min(32, triton.next_power_of_2(V)), 4
+        return min(16, triton.next_power_of_2(V)), 2
     return min(64, triton.next_power_of_2(V)), 4
 
 
