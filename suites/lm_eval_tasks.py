@@ -93,6 +93,7 @@ class LMEvalTasks(Suite):
     options = {
         "tasks": Option(list, [], "lm-eval task names"),
         "include_path": Option(str, None, "directory of custom task YAMLs"),
+        "builtin_tasks": Option(bool, True, "also index lm-eval's built-in tasks (slow; off for custom-only runs)"),
         "num_fewshot": Option(int, None, "few-shot examples (task default when unset)"),
         "apply_chat_template": Option(bool, True, "send chat messages rather than one flat prompt"),
         "system_instruction": Option(str, None, "system message for every request"),
@@ -121,7 +122,7 @@ class LMEvalTasks(Suite):
         import lm_eval
         from lm_eval.tasks import TaskManager
 
-        tm = TaskManager(include_path=opts.get("include_path"))
+        tm = TaskManager(include_path=opts.get("include_path"), include_defaults=opts.get("builtin_tasks", True))
         return lm_eval.simple_evaluate(
             model=lm, tasks=list(opts["tasks"]), num_fewshot=opts.get("num_fewshot"), limit=opts.get("limit"),
             task_manager=tm, apply_chat_template=opts["apply_chat_template"],
