@@ -8,7 +8,6 @@ first token (queue wait + prefill) and total time, and no per-token times.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -16,20 +15,6 @@ from typing import Any
 from m1bench.harness.client import RequestError
 from m1bench.harness.reasoning import split_reasoning, split_tool_calls
 from m1bench.harness.types import Completion, Request
-
-_HASH_WHOLE_FILE_BELOW = 256 << 20
-
-
-def checkpoint_fingerprint(path: Path) -> str:
-    """Content hash of a checkpoint directory (large files: name + size, to stay cheap)."""
-    h = hashlib.sha256()
-    for f in sorted(p for p in Path(path).rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode())
-        size = f.stat().st_size
-        h.update(str(size).encode())
-        if size < _HASH_WHOLE_FILE_BELOW:
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 class EngineClient:
@@ -48,6 +33,7 @@ class EngineClient:
         import torch
 
         from m1bench.model.checkpoint import load_model
+        from m1bench.model.identity import checkpoint_hash
         from m1bench.model.tokenizer import load_tokenizer
 
         if checkpoint == "tiny":
@@ -60,8 +46,8 @@ class EngineClient:
                 raise FileNotFoundError(f"model.checkpoint: no checkpoint directory at {path}")
         model = load_model(path, dtype=getattr(torch, dtype), device=device)
         tokenizer = load_tokenizer(path)
-        fp = checkpoint_fingerprint(path)
-        return cls(model, tokenizer, model_id=f"reference:{fp}", batch_size=batch_size,
+        fp = checkpoint_hash(path)
+        return cls(model, tokenizer, model_id=f"reference:{fp.removeprefix('sha256:')[:16]}", batch_size=batch_size,
                    info={"engine": "reference", "checkpoint": str(path), "checkpoint_hash": fp,
                          "dtype": dtype, "device": device, "batch_size": batch_size,
                          "torch": torch.__version__})

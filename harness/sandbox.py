@@ -163,13 +163,22 @@ class Sandbox:
                 t0 = time.perf_counter()
                 proc = subprocess.Popen(cmd, stdin=fin, stdout=fout, stderr=ferr, cwd=box,
                                         start_new_session=True, close_fds=True)
-                timed_out = False
+                # A timer kills on timeout while we block in waitpid (Popen.wait(timeout=) polls,
+                # adding up to 50 ms to every run).
+                expired = threading.Event()
+
+                def expire() -> None:
+                    expired.set()
+                    _kill_group(proc, wait=False)
+
+                timer = threading.Timer(wall_s, expire)
+                timer.start()
                 try:
-                    proc.wait(timeout=wall_s)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
+                    proc.wait()
                 finally:
+                    timer.cancel()
                     _kill_group(proc)
+                timed_out = expired.is_set()
                 wall = time.perf_counter() - t0
             cap = self.limits.max_file_mb << 20
             out = (io_dir / "stdout").read_bytes()[:cap].decode(errors="replace")
@@ -199,10 +208,11 @@ class Sandbox:
                 str(uid) if uid is not None else "-", *inner], uid
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen, wait: bool = True) -> None:
     """Kill the run's whole process group (the namespace dies with its first process)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    proc.wait()
+    if wait:
+        proc.wait()
