@@ -4,7 +4,7 @@ Each request streams (time to first token and per-chunk arrival times), is bound
 timeout, and is retried with exponential backoff on 429, 408/409, 5xx, timeouts and connection
 resets. Several endpoints can serve one run: a request goes to the healthy endpoint with the
 fewest requests in flight; an endpoint that fails (connection, timeout, 5xx) is taken out for a
-cool-down that doubles while it keeps failing, and the request is retried on another one.
+cool-down that doubles while it keeps failing (up to 10×), and the request is retried on another one.
 Reasoning text (`reasoning_content` / `reasoning` deltas, as vLLM sends them, or `<think>` in the
 content) and tool calls are carried through.
 """
@@ -100,7 +100,7 @@ class OpenAIClient:
                 ep.errors[err.kind] = ep.errors.get(err.kind, 0) + 1
                 if err.blame_endpoint:
                     ep.failures += 1
-                    ep.down_until = time.monotonic() + self.cooldown_s * 2 ** (ep.failures - 1)
+                    ep.down_until = time.monotonic() + min(self.cooldown_s * 2 ** (ep.failures - 1), 10 * self.cooldown_s)
                 last = ep
                 if attempt > self.max_retries:
                     raise RequestError(err.kind, f"{err} (gave up after {attempt} attempts)", attempts=attempt) from None

@@ -8,6 +8,7 @@ import os
 import platform
 import subprocess
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -122,7 +123,7 @@ def build_results(runner: "Runner", plans: dict, problems: dict, data_info: dict
         "m1bench": {"version": __version__, **git_state()},
         "packages": package_versions(),
         "hardware": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "config": {"source": cfg.source, "run": cfg.run, "sampling": cfg.sampling},
+        "config": {"source": cfg.source, "run": cfg.run, "model": asdict(cfg.model), "sampling": cfg.sampling},
         "engine": runner.client.describe(),
         "wall_s": wall_s,
         "suites": suites,
@@ -156,4 +157,7 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
                           str(c.get("empty_answers", "")) if first else "")
             first = False
         table.add_section()
+    notes = [f"{name}: sandbox isolation {s['environment']['sandbox']['isolation']}"
+             for name, s in results["suites"].items() if "sandbox" in s.get("environment", {})]
+    table.caption = "; ".join(notes) or None
     console.print(table)

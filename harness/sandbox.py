@@ -12,8 +12,9 @@ OS isolation, strongest available first (`isolation` says which one ran):
   capabilities (`setpriv`), which also makes the process-count limit bite. The whole PID
   namespace dies with its first process.
 - "userns": the same through an unprivileged user namespace, when we are not root.
-- "rlimits": no namespaces available: resource limits, a new session, and an intermediate shell
-  so the program's parent is not the harness. Network and file system are NOT isolated.
+- "rlimits": no namespaces available: resource limits, a new session, an intermediate shell so
+  the program's parent is not the harness, and (as root) the same unprivileged uid. Network and
+  the file system (beyond what that uid may not touch) are NOT isolated.
 """
 from __future__ import annotations
 
@@ -196,13 +197,15 @@ class Sandbox:
             shutil.rmtree(io_dir, ignore_errors=True)
 
     def _command(self, argv: list[str], box: Path) -> tuple[list[str], int | None]:
-        if self.isolation == "rlimits":
-            # The shell stays as the program's parent, so "kill my parent" cannot reach the harness.
-            return ["/bin/sh", "-c", '"$@"; exit $?', "sh", *self._prlimit(), *argv], None
         uid = None
-        if self.isolation == "unshare":
+        if self.isolation != "userns" and os.geteuid() == 0 and shutil.which("setpriv"):
             with _uid_lock:
                 uid = _UID_BASE + next(_uids) % _UID_SPAN
+        if self.isolation == "rlimits":
+            # The shell stays as the program's parent, so "kill my parent" cannot reach the harness.
+            drop = [] if uid is None else ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                                           "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "--"]
+            return ["/bin/sh", "-c", '"$@"; exit $?', "sh", *self._prlimit(), *drop, *argv], uid
         inner = [*self._prlimit(), *argv]
         return [*_ns_prefix(self.isolation), "/bin/sh", "-c", _SETUP, "sh", str(box),
                 str(uid) if uid is not None else "-", *inner], uid

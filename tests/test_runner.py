@@ -272,3 +272,13 @@ def test_m1bench_run_against_http_endpoint(tmp_path, capsys):
     oks, _ = ok_records(out)
     assert all(r["completion"]["ttft_s"] is not None for r in oks)
     assert any(r["completion"]["reasoning"] == "easy" for r in oks)
+
+
+def test_shipped_paper_config_validates_with_an_endpoint():
+    from m1bench.harness.config import demo_config_path
+
+    paper = demo_config_path().parent / "paper.toml"
+    with pytest.raises(ConfigError, match="model.endpoints"):
+        load_config(paper)
+    cfg = load_config(paper, lambda raw: raw["model"].update(endpoints=["http://127.0.0.1:8000/v1"], name="M1"))
+    assert {n: o["samples"] for n, o in cfg.suites.items()} == {"aime2024": 32, "aime2025": 32, "livecodebench": 16}

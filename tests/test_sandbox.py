@@ -138,3 +138,23 @@ def test_killing_its_parent_and_everyone(sb):
     finally:
         victim.kill()
         victim.wait()
+
+
+@pytest.mark.parametrize("code,timeout", [
+    ("while True:\n    pass\n", 1),
+    ("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n", 2),
+    ("x = []\nwhile True:\n    x.append(bytearray(64 << 20))\n", 3),
+])
+def test_rlimits_fallback_still_contains(code, timeout):
+    """Without namespaces: limits and a separate session still hold."""
+    sb = Sandbox(LIMITS, isolation="rlimits")
+    t = time.perf_counter()
+    assert not grade(sb, code + "print('done')\n", timeout=timeout)["passed"]
+    assert time.perf_counter() - t < timeout + 8
+    assert subprocess.run(["true"]).returncode == 0  # the harness can still fork
+
+
+def test_rlimits_fallback_parent_is_not_the_harness():
+    sb = Sandbox(LIMITS, isolation="rlimits")
+    r = sb.run_python(f"import os\nprint(os.getppid() != {os.getpid()})\n")
+    assert r.ok and r.stdout.strip() == "True"  # "kill my parent" would hit the intermediate shell
