@@ -217,8 +217,12 @@ def write_sample(out: TextIO, spec: SampleSpec, measure: Measure) -> dict[str, A
     prefix = "".join(rng.choices(PREFIX_ALPHABET, k=10))
     want = rng.randint(1, spec.n_needles)
     ask = request(fmt, topic)
-    needles = [compose(fmt, topic, rng) for _ in range(spec.n_needles)]
     final_q = question(prefix, want, fmt, topic)
+    # Needles take at most half of the target between them, so short targets stay possible with
+    # long pieces (or with a byte-level tokenizer): a longer piece is cut to its share.
+    share = max(16, (spec.target_tokens // 2 - measure.message("user", final_q)) // spec.n_needles
+                - measure.message("user", ask) - measure.overhead["assistant"])
+    needles = [measure.cut(compose(fmt, topic, rng), share).rstrip() for _ in range(spec.n_needles)]
     answer = prefix + needles[want - 1]
 
     needle_costs = [measure.message("user", ask) + measure.message("assistant", t) for t in needles]
