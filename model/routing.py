@@ -12,27 +12,34 @@ TOP1_BINS = 10
 class RoutingRecorder:
     def __init__(self, num_layers: int, num_experts: int, top_k: int):
         self.num_layers, self.num_experts, self.top_k = num_layers, num_experts, top_k
-        self.counts: dict[int, torch.Tensor] = {}  # request -> [layers, experts] int64
-        self.top1: dict[int, torch.Tensor] = {}  # request -> [layers, TOP1_BINS] int64
-        self.rows: list[int] = []
+        self.counts = torch.zeros(0, num_layers, num_experts, dtype=torch.long)  # [request, layer, expert]
+        self.top1 = torch.zeros(0, num_layers, TOP1_BINS, dtype=torch.long)  # [request, layer, bin]
+        self.rows = torch.zeros(1, dtype=torch.long)
         self.token_mask: torch.Tensor | None = None
 
     def begin_step(self, rows: list[int], token_mask: torch.Tensor | None):
         """The next forward's batch rows belong to requests `rows`; `token_mask` [B, T] marks real tokens."""
-        self.rows, self.token_mask = list(rows), token_mask
+        self.rows, self.token_mask = torch.tensor(rows, dtype=torch.long), token_mask
+        grow = int(self.rows.max()) + 1 - self.counts.shape[0]
+        if grow > 0:
+            self.counts = torch.cat([self.counts, self.counts.new_zeros(grow, *self.counts.shape[1:])])
+            self.top1 = torch.cat([self.top1, self.top1.new_zeros(grow, *self.top1.shape[1:])])
 
     def record(self, layer: int, ids: torch.Tensor, weights: torch.Tensor):
-        """ids, weights [B*T, k] from one MoE layer's router."""
-        B = len(self.rows) or 1
-        ids, weights = ids.cpu().view(B, -1, self.top_k), weights.detach().cpu().view(B, -1, self.top_k)
-        lo = 1.0 / self.top_k
+        """ids, weights [B*T, k] from one MoE layer's router; one vectorised count per call."""
+        B, k = len(self.rows), self.top_k
+        ids, weights = ids.detach().cpu().view(B, -1, k), weights.detach().cpu().view(B, -1, k)
+        lo = 1.0 / k
         bins = ((weights.max(-1).values - lo) / (1 - lo) * TOP1_BINS).long().clamp(0, TOP1_BINS - 1)
-        for row, request in enumerate(self.rows or [0]):
-            keep = slice(None) if self.token_mask is None else self.token_mask[row].cpu()
-            counts = self.counts.setdefault(request, torch.zeros(self.num_layers, self.num_experts, dtype=torch.long))
-            counts[layer] += torch.bincount(ids[row][keep].flatten(), minlength=self.num_experts)
-            top1 = self.top1.setdefault(request, torch.zeros(self.num_layers, TOP1_BINS, dtype=torch.long))
-            top1[layer] += torch.bincount(bins[row][keep], minlength=TOP1_BINS)
+        real = (torch.ones(bins.shape, dtype=torch.long) if self.token_mask is None
+                else self.token_mask.cpu().long())  # [B, T]
+        row = torch.arange(B)[:, None]
+        expert_hits = torch.zeros(B, self.num_experts, dtype=torch.long)
+        expert_hits.index_put_((row[..., None].expand_as(ids), ids), real[..., None].expand_as(ids), accumulate=True)
+        bin_hits = torch.zeros(B, TOP1_BINS, dtype=torch.long)
+        bin_hits.index_put_((row.expand_as(bins), bins), real, accumulate=True)
+        self.counts[self.rows, layer] += expert_hits
+        self.top1[self.rows, layer] += bin_hits
 
     def summary(self, request: int) -> dict:
         return summarize(self.counts[request], self.top1[request], self.top_k)
