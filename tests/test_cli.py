@@ -43,8 +43,9 @@ def test_init_info_generate(tmp_path, capsys, monkeypatch):
     assert "456,089,655,296" in capsys.readouterr().out
 
 
-def test_demo_creates_tiny_when_missing(tmp_path, capsys, monkeypatch):
+def test_demo_creates_tiny_and_runs_the_embedded_evaluation(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("M1BENCH_HOME", str(tmp_path))
-    main(["demo", "--max-new-tokens", "4"])
-    out = capsys.readouterr().out
-    assert (tmp_path / "tiny" / "config.json").exists() and "model facts" in out and "4 generated tokens" in out
+    main(["demo", "--max-new-tokens", "4", "--output", str(tmp_path / "run")])
+    out = capsys.readouterr()
+    assert (tmp_path / "tiny" / "config.json").exists() and "model facts" in out.out and "4 generated tokens" in out.out
+    assert (tmp_path / "run" / "records.jsonl").exists() and (tmp_path / "run" / "results.json").exists()
