@@ -1,4 +1,12 @@
+import os
+
 import pytest
+import torch
+
+# Without a GPU, Triton kernels run only in its interpreter, which must be chosen before triton is
+# imported (it builds tl.* helpers at import): choose it for the whole session.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from m1bench.model.tiny import ensure_tiny
 
