@@ -34,8 +34,8 @@ class RecordStore:
             f.seek(max(0, size - 1))
             if f.read(1) == b"\n":
                 return
-            data = f.seek(0) or f.read()
-            cut = data.rfind(b"\n") + 1
+            f.seek(0)
+            cut = f.read().rfind(b"\n") + 1
             f.truncate(cut)
             f.flush()
             os.fsync(f.fileno())
