@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from m1bench.harness.config import ConfigError, load_config, merge
+from m1bench.harness.records import RecordsError
 from m1bench.suites.source import DataError
 
 
@@ -65,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plan = ", ".join(f"{n}(k={o['samples']})" for n, o in cfg.suites.items())
         console.print(f"[bold]m1bench run[/] config={cfg.source} engine={cfg.model.engine} suites={plan} -> {cfg.output_dir}")
         asyncio.run(Runner(cfg, console=console).run())
-    except (ConfigError, DataError, FileNotFoundError) as e:
+    except (ConfigError, DataError, RecordsError, FileNotFoundError) as e:
         console.print(f"[red]error:[/] {e}")
         return 2
     console.print(f"records: {cfg.output_dir / 'records.jsonl'}\nresults: {cfg.output_dir / 'results.json'}")

@@ -282,3 +282,15 @@ def test_shipped_paper_config_validates_with_an_endpoint():
         load_config(paper)
     cfg = load_config(paper, lambda raw: raw["model"].update(endpoints=["http://127.0.0.1:8000/v1"], name="M1"))
     assert {n: o["samples"] for n, o in cfg.suites.items()} == {"aime2024": 32, "aime2025": 32, "livecodebench": 16}
+
+
+def test_corrupt_record_in_the_middle_names_file_and_line(tmp_path):
+    from m1bench.harness.records import RecordsError
+
+    cfg = demo_cfg(tmp_path / "out")
+    run(cfg, ScriptedClient())
+    path = tmp_path / "out" / "records.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]) + "{not json\n" + "".join(lines[2:]))
+    with pytest.raises(RecordsError, match=r"records.jsonl:3"):
+        run(cfg, ScriptedClient())
