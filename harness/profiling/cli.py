@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from . import flops as F
 from .provenance import environment, provenance_line
 from .spec import NAMED, load_spec
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)  # tables stay readable in logs
 BENCH = Path("reports/bench")
 PAPER_CLAIM = {65536: "< 50%", 100_000: "about 25%"}  # MiniMax-M1 paper, Figure 1 (right)
 
@@ -47,7 +49,7 @@ def _write_json(path: Path, payload: dict) -> Path:
 
 def _g(x) -> str:
     x = float(x)
-    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6)):
+    for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(x) >= scale:
             return f"{x / scale:.3g}{unit}"
     return f"{x:.3g}"
@@ -144,21 +146,34 @@ def cmd_count(args):
     if args.twin:
         configs[f"{args.preset}-softmax"] = m1_twin_config(configs[args.preset])
     results = {}
-    table = Table(title="Counted (torch FlopCounterMode) vs analytic FLOPs")
-    for col in ("model", "phase", "tokens", "component", "counted", "analytic", "rel diff", "note"):
-        table.add_column(col, justify="right" if col in ("tokens", "counted", "analytic", "rel diff") else "left")
     with _progress() as bar:
         task = bar.add_task("counting", total=len(configs))
         for name, cfg in configs.items():
             model = M1ForCausalLM(cfg).eval()
             steps = count_generation(model, args.chunks, args.decode, seed=args.seed)
-            rows = [r for s in steps for r in s.rows()]
-            results[name] = {"steps": rows, "uncounted": [s.uncounted for s in steps]}
-            for r in rows:
-                table.add_row(name, r["phase"], f"{r['start']}+{r['length']}", r["component"], _g(r["counted"]),
-                              _g(r["analytic_seen"]), f"{r['rel_diff']:.2%}", r["note"])
+            results[name] = {"steps": [r for s in steps for r in s.rows()], "uncounted": [s.uncounted for s in steps]}
             bar.advance(task)
+    # One line per (model, phase, component), summed over the forwards of that phase.
+    table = Table(title=f"Counted (FlopCounterMode) vs analytic FLOPs: prefill chunks {args.chunks}, "
+                        f"{args.decode} decode steps")
+    for col in ("model", "phase", "component", "counted", "analytic", "max rel diff", "note"):
+        table.add_column(col, justify="left" if col in ("model", "phase", "component") else "right")
+    notes = {}
+    for name, res in results.items():
+        groups = {}
+        for r in res["steps"]:
+            g = groups.setdefault((r["phase"], r["component"]), {"counted": 0.0, "seen": 0.0, "rel": 0.0, "notes": set()})
+            g["counted"] += r["counted"]
+            g["seen"] += r["analytic_seen"]
+            g["rel"] = max(g["rel"], r["rel_diff"])
+            if r["note"]:
+                g["notes"].add(re.sub(r"\d+ x \d+", "T x S", r["note"].split(" (causal")[0]))
+        for (phase, comp), g in groups.items():
+            marks = "".join(f"[{notes.setdefault(n, len(notes) + 1)}]" for n in sorted(g["notes"]))
+            table.add_row(name, phase, comp, _g(g["counted"]), _g(g["seen"]), f"{g['rel']:.2%}", marks)
     console.print(table)
+    for n, i in notes.items():
+        console.print(f"[{i}] {n}", markup=False)
     worst = max(r["rel_diff"] for res in results.values() for r in res["steps"])
     console.print(f"largest relative difference over all components: {worst:.3%} (tolerance 2%)")
     path = _write_json(Path(args.out).with_suffix(".json"), {
@@ -185,35 +200,59 @@ def _fold_kernel_bench(paths: list[str]) -> list[dict]:
 def cmd_latency(args):
     from m1bench.model.presets import preset
 
-    from .latency import DTYPES, build_pair, kernel_latency, model_latency
+    from .latency import DTYPES, build_pair, kernel_latency, model_latency, patched_attention_mask
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     env = environment(device)
     config = preset(args.preset)
     models = build_pair(config, device, dtype, seed=args.seed)
     settings = {"preset": args.preset, "dtype": args.dtype, "device": str(device), "warmup": args.warmup,
-                "repeats": args.repeats, "decode_warmup": 2, "decode_steps": args.decode_steps, "chunk": args.chunk,
-                "contexts": args.contexts, "batch_size": 1}
-    results = {}
+                "repeats": args.repeats, "decode_warmup": 2, "decode_steps": args.decode_steps,
+                "chunk": args.chunk or "auto", "contexts": args.contexts, "twin_max_context": args.twin_max_context,
+                "single_run_after_s": args.single_run_after_s, "batch_size": 1,
+                "attention_mask": ("profiling.latency.linear_attention_mask (same values, O(T*S) memory)"
+                                   if args.linear_mask else "model.cache.InferenceCache.attention_mask")}
+    results, kernels = {}, []
+    stem = Path(args.out)
+
+    def save(**extra):  # after every context, so a run cut short keeps what it measured
+        _write_json(stem.with_suffix(".json"), {
+            "kind": "profile_latency", "environment": env, "settings": settings,
+            "kernel_settings": {"heads": args.kernel_heads, "head_dim": args.kernel_head_dim,
+                                "kv_heads": args.kernel_kv_heads, "contexts": args.kernel_contexts, "folded": args.fold},
+            "model": results, "speedup": _speedups(results), "kernels": kernels, **extra})
+
     with _progress() as bar:
+        if args.kernel_contexts:
+            task = bar.add_task("kernels: lightning vs SDPA", total=4 * len(args.kernel_contexts))
+
+            def on_row(r):
+                kernels.append(r)
+                bar.advance(task)
+                save()
+            kernel_latency(args.kernel_contexts, heads=args.kernel_heads, head_dim=args.kernel_head_dim,
+                           kv_heads=args.kernel_kv_heads, device=device, dtype=dtype, on_row=on_row)
+        kernels += _fold_kernel_bench(args.fold)
         for name in args.variants:
             contexts = [c for c in args.contexts if name == "hybrid" or c <= args.twin_max_context]
             task = bar.add_task(f"{name} prefill+decode", total=len(contexts))
             model = models.pop(name)
-            results[name] = model_latency(model, contexts, warmup=args.warmup, repeats=args.repeats,
-                                          decode_steps=args.decode_steps, chunk=args.chunk,
-                                          time_budget_s=args.time_budget_s, on_context=lambda r: bar.advance(task))
+            results[name] = []
+
+            def on_context(r, name=name, task=task):
+                results[name].append(r)
+                bar.advance(task)
+                save()
+            with patched_attention_mask(args.linear_mask):
+                model_latency(model, contexts, warmup=args.warmup, repeats=args.repeats,
+                              decode_steps=args.decode_steps, chunk=args.chunk or None,
+                              time_budget_s=args.time_budget_s, single_run_after_s=args.single_run_after_s,
+                              on_context=on_context)
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         models.clear()
-        kernels = []
-        if args.kernel_contexts:
-            task = bar.add_task("kernels: lightning vs SDPA", total=4 * len(args.kernel_contexts))
-            kernels = kernel_latency(args.kernel_contexts, heads=args.kernel_heads, head_dim=args.kernel_head_dim,
-                                     kv_heads=args.kernel_kv_heads, device=device, dtype=dtype,
-                                     on_row=lambda r: bar.advance(task))
-        kernels += _fold_kernel_bench(args.fold)
+    speedups = _speedups(results)
 
     table = Table(title=f"Model latency: {args.preset} preset, {args.dtype}, {env['device']}")
     for col in ("model", "context", "prefill s (median)", "prefill spread", "prefill tok/s", "decode ms/token",
@@ -247,7 +286,6 @@ def cmd_latency(args):
         console.print(kt)
 
     from .plots import kernel_curves, latency_curves
-    stem = Path(args.out)
     prov = provenance_line(env, f"{args.preset} preset, {args.dtype}, batch 1")
     curves = {name: {"context": [r["context"] for r in rows if "error" not in r],
                      "prefill_s": [r["prefill_s"]["median"] for r in rows if "error" not in r],
@@ -256,12 +294,8 @@ def cmd_latency(args):
     plots = latency_curves(curves, stem, prov) if any(c["context"] for c in curves.values()) else []
     if kernels:
         plots += kernel_curves(kernels, stem.with_name(stem.name + "_kernels"), prov)
-    path = _write_json(stem.with_suffix(".json"), {
-        "kind": "profile_latency", "environment": env, "settings": settings,
-        "kernel_settings": {"heads": args.kernel_heads, "head_dim": args.kernel_head_dim,
-                            "kv_heads": args.kernel_kv_heads, "contexts": args.kernel_contexts, "folded": args.fold},
-        "model": results, "speedup": speedups, "kernels": kernels, "plots": [str(p) for p in plots]})
-    console.print(f"wrote {path}" + (f" and {', '.join(map(str, plots))}" if plots else ""))
+    save(plots=[str(p) for p in plots])
+    console.print(f"wrote {stem.with_suffix('.json')}" + (f" and {', '.join(map(str, plots))}" if plots else ""))
 
 
 def _speedups(results: dict) -> list[dict]:
@@ -370,7 +404,13 @@ def add_parser(subparsers):
     lat.add_argument("--warmup", type=int, default=1, help="unrecorded prefill runs per context")
     lat.add_argument("--repeats", type=int, default=3, help="recorded prefill runs per context")
     lat.add_argument("--decode-steps", type=int, default=8, help="recorded decode steps per context (after 2 warm-up)")
-    lat.add_argument("--chunk", type=lambda s: _ints(s)[0], default=8192, help="prefill chunk length")
+    lat.add_argument("--chunk", type=lambda s: 0 if s == "auto" else _ints(s)[0], default=8192,
+                     help="prefill chunk length, or 'auto' (largest power of two whose fp32 score matrix fits 16 GiB)")
+    lat.add_argument("--linear-mask", action="store_true",
+                     help="build the softmax layers' attention mask in O(T*S) instead of the cache's O(S^2) "
+                          "(identical values; needed beyond ~128K tokens)")
+    lat.add_argument("--single-run-after-s", type=float, default=float("inf"),
+                     help="once a prefill takes longer than this, longer contexts get no warm-up and one run")
     lat.add_argument("--time-budget-s", type=float, default=float("inf"),
                      help="stop growing the context once one length takes longer than this")
     lat.add_argument("--kernel-contexts", type=_ints, default=[], help="kernel-level lengths (empty: skip)")

@@ -72,8 +72,8 @@ class Step:
             rel = abs(counted - seen) / seen if seen else float("inf")
             notes = [f"{c} not counted: {why}" for c, why in unseen.items() if c in comps and self.analytic[c]]
             if group == "softmax_attention" and self.phase == "prefill" and self.length > 1:
-                notes.append(f"SDPA with a mask computes (and torch counts) the dense {self.length}x"
-                             f"{self.start + self.length} scores; causal needs {self.causal_attention:.4g}")
+                notes.append(f"SDPA with a mask computes (and torch counts) the dense {self.length} x "
+                             f"{self.start + self.length} scores (causal needs {self.causal_attention:.4g})")
             note = "; ".join(notes)
             out.append({"phase": self.phase, "start": self.start, "length": self.length, "component": group,
                         "counted": counted, "analytic_seen": seen, "analytic": full, "rel_diff": rel, "note": note})
