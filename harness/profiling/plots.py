@@ -59,15 +59,14 @@ def latency_curves(results: dict[str, dict], stem: Path, provenance: str) -> lis
         dec = np.asarray(r["decode_s"], dtype=float)
         a.plot(ctx, pre, "o-", label=name)
         b.plot(ctx, dec * 1e3, "o-", label=name)
-    names = list(results)
-    if len(names) == 2:
-        base, other = results[names[0]], results[names[1]]
+    if {"hybrid", "softmax-twin"} <= set(results):
+        base, other = results["hybrid"], results["softmax-twin"]
         common = sorted(set(base["context"]) & set(other["context"]))
-        pick = lambda r, key: np.array([r[key][r["context"].index(x)] for x in common], dtype=float)
+        pick = lambda r, key: np.array([r[key][r["context"].index(x)] for x in common], dtype=float)  # noqa: E731
         for key, label in (("prefill_s", "prefill"), ("decode_s", "decode step")):
             c.plot(common, pick(other, key) / pick(base, key), "o-", label=label)
         c.axhline(1, color="0.5", lw=0.8)
-        c.set(ylabel=f"speed-up of {names[0]} over {names[1]} (x)", title="Speed-up")
+        c.set(ylabel="softmax-twin time / hybrid time (x)", title="Hybrid speed-up over the softmax twin")
         c.legend()
     a.set(ylabel="prefill time (s)", title="Prefill")
     b.set(ylabel="decode time per token (ms)", title="Decode step at context")

@@ -15,6 +15,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def git_commit() -> dict:
+    """HEAD and dirty flag; M1BENCH_COMMIT stands in where the tree has no .git (the device machine's copy)."""
+    if os.environ.get("M1BENCH_COMMIT"):
+        return {"commit": os.environ["M1BENCH_COMMIT"], "dirty": None}
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
     try:
