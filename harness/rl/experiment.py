@@ -1,17 +1,19 @@
 """CISPO vs GRPO vs DAPO on the tiny reference model, on CPU, from one start.
 
-    python -m m1bench.harness.rl.experiment --steps 120 --out reports/rl/
+    python -m m1bench.harness.rl.experiment --steps 150 --seeds 0,1 --out reports/rl/
 
-1. Start: the tiny checkpoint after a short format-only SFT (answers drawn at random, independent of
-   the prompt), so the start policy answers in the right shape but at about chance accuracy.
+1. Start: the tiny checkpoint after a deliberately short SFT on the task's correct answers
+   (`--warmup-steps`), so the start policy answers in the right shape and is right on part of the
+   problems; RL has to do the rest.
 2. For each objective, from that same start (same weights, optimiser, seed): `--steps` RL steps. Every
    step draws the same prompts for every objective (seeded by step), samples `--group-size` responses
    per prompt with the same per-sample seeds (the sampling budget is identical), grades them with the
    AIME suite's math-verify grader, and takes `--minibatches` optimiser steps over disjoint slices of
    the groups (the first on-policy, the later ones off-policy, where the clipping acts). DAPO drops the
    all-correct/all-wrong groups (its dynamic sampling) within that same budget instead of resampling.
+   Each of `--seeds` gets its own start and its own prompt/sampling streams, shared by all objectives.
 3. Outputs under --out: results.json (config, environment, per-step curves, summary), curves.png, and
-   runs/<objective>.json (one per finished objective; a rerun with the same config reuses them).
+   runs/<objective>-seed<k>.json (one per finished run; a rerun with the same config reuses them).
 """
 import argparse
 import copy
@@ -31,7 +33,6 @@ from rich.table import Table
 from m1bench.harness.profiling.provenance import environment, provenance_line
 from m1bench.harness.rl.objectives import (PolicyLoss, cispo_loss, dapo_loss, group_advantages, grpo_loss,
                                            informative_groups)
-from m1bench.harness.rl.plot import plot_runs
 from m1bench.harness.rl.rollout import Sequences, pack, sample_groups, token_logprobs
 from m1bench.harness.rl.task import Problem, addition_problems, reward
 from m1bench.model.checkpoint import load_model
@@ -46,18 +47,19 @@ console = Console()
 @dataclass(frozen=True)
 class Config:
     objectives: tuple[str, ...] = ("cispo", "grpo", "dapo")
-    steps: int = 120
+    steps: int = 150
     prompts_per_step: int = 16
     group_size: int = 8
     minibatches: int = 4
-    lr: float = 1e-3
+    lr: float = 3e-4
     max_grad_norm: float = 1.0
     max_operand: int = 4
     max_new_tokens: int = 3
-    warmup_steps: int = 60
+    warmup_steps: int = 40
     warmup_batch: int = 64
+    warmup_lr: float = 1e-3
     eval_every: int = 10
-    seed: int = 0
+    seeds: tuple[int, ...] = (0, 1)
     threads: int = 1
     checkpoint: str | None = None
     cispo_eps_is_high: float = 0.28
@@ -66,10 +68,10 @@ class Config:
     grpo_eps: float = 0.2
     grpo_beta: float = 0.04
 
-    def key(self, objective: str) -> str:
-        """What a finished run of `objective` depends on (everything but the list of objectives)."""
-        d = {k: v for k, v in asdict(self).items() if k != "objectives"}
-        return hashlib.sha256(json.dumps([objective, d], sort_keys=True).encode()).hexdigest()[:16]
+    def key(self, objective: str, seed: int) -> str:
+        """What a finished run of (`objective`, `seed`) depends on: the config but the lists of runs."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("objectives", "seeds")}
+        return hashlib.sha256(json.dumps([objective, seed, d], sort_keys=True).encode()).hexdigest()[:16]
 
 
 # ---- objectives: name -> how to call the loss -------------------------------------------------------
@@ -93,18 +95,16 @@ def objectives(cfg: Config) -> dict[str, Objective]:
 
 
 # ---- the start policy -------------------------------------------------------------------------------
-def warm_start(model, tok: ChatTokenizer, problems: list[Problem], cfg: Config) -> list[float]:
-    """Format-only SFT: each prompt is paired with an answer drawn uniformly from the task's answer set,
-    independent of the prompt, then EOS. Returns the loss per step."""
-    g = torch.Generator().manual_seed(cfg.seed)
-    answers = sorted({p.answer for p in problems}, key=int)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+def warm_start(model, tok: ChatTokenizer, problems: list[Problem], cfg: Config, seed: int) -> list[float]:
+    """Short SFT on (prompt, correct answer + EOS) pairs drawn at random. Returns the loss per step."""
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.warmup_lr)
     losses = []
     for _ in range(cfg.warmup_steps):
         which = torch.randint(len(problems), (cfg.warmup_batch,), generator=g).tolist()
-        fake = torch.randint(len(answers), (cfg.warmup_batch,), generator=g).tolist()
         seq = pack([tok.encode(problems[i].prompt) for i in which],
-                   [tok.encode(answers[j]) + [tok.eos_token_id] for j in fake], pad_id=tok.eos_token_id)
+                   [tok.encode(problems[i].answer) + [tok.eos_token_id] for i in which], pad_id=tok.eos_token_id)
         logp, _ = token_logprobs(model, seq)
         loss = -(logp * seq.response_mask).sum() / seq.response_mask.sum()
         opt.zero_grad()
@@ -121,9 +121,9 @@ def greedy_accuracy(model, tok: ChatTokenizer, problems: list[Problem], max_new_
 
 
 # ---- one RL run -------------------------------------------------------------------------------------
-def step_prompts(problems: list[Problem], cfg: Config, step: int) -> list[Problem]:
+def step_prompts(problems: list[Problem], cfg: Config, seed: int, step: int) -> list[Problem]:
     """The prompts of RL step `step`: the same for every objective."""
-    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     return [problems[i] for i in torch.randperm(len(problems), generator=g)[:cfg.prompts_per_step].tolist()]
 
 
@@ -136,11 +136,11 @@ def select(seq: Sequences, rows: torch.Tensor) -> Sequences:
 
 
 def rl_step(model, ref_model, opt, objective: Objective, tok: ChatTokenizer, batch: list[Problem],
-            cfg: Config, step: int) -> dict:
+            cfg: Config, seed: int, step: int) -> dict:
     G = cfg.group_size
     start = time.perf_counter()
     roll = sample_groups(model, tok, [p.prompt for p in batch], G, cfg.max_new_tokens,
-                         seed=(cfg.seed * 1_000_003 + step) * 100_000)
+                         seed=(seed * 1_000_003 + step) * 100_000)
     rewards = torch.tensor([reward(text, done, p.answer)
                             for text, done, p in zip(roll.texts, roll.finished, (p for p in batch for _ in range(G)))])
     seq = roll.sequences
@@ -181,54 +181,67 @@ def rl_step(model, ref_model, opt, objective: Objective, tok: ChatTokenizer, bat
     }
 
 
-def run_objective(name: str, start_state: dict, start_model, tok, problems, cfg: Config, progress, task_id) -> dict:
-    torch.manual_seed(cfg.seed)
+def run_objective(name: str, seed: int, start_model, tok, problems, cfg: Config, progress, task_id) -> dict:
+    """`cfg.steps` RL steps of objective `name` from `start_model` (left untouched; also GRPO's π_ref)."""
+    torch.manual_seed(seed)
     objective = objectives(cfg)[name]
     model = copy.deepcopy(start_model).requires_grad_(True)
-    model.load_state_dict(start_state)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps, evals = [], [{"step": 0, "greedy_accuracy": greedy_accuracy(model, tok, problems, cfg.max_new_tokens)}]
     begin = time.perf_counter()
     for step in range(cfg.steps):
-        rec = rl_step(model, start_model, opt, objective, tok, step_prompts(problems, cfg, step), cfg, step)
+        rec = rl_step(model, start_model, opt, objective, tok, step_prompts(problems, cfg, seed, step), cfg, seed, step)
         steps.append(rec)
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             evals.append({"step": step + 1, "greedy_accuracy": greedy_accuracy(model, tok, problems, cfg.max_new_tokens)})
-        progress.update(task_id, advance=1, description=f"{name:6s} reward {rec['reward']:.2f} "
+        progress.update(task_id, advance=1, description=f"{name:5s} seed {seed}: reward {rec['reward']:.2f} "
                                                          f"greedy {evals[-1]['greedy_accuracy']:.2f}")
-    return {"objective": name, "key": cfg.key(name), "steps": steps, "evals": evals,
+    return {"objective": name, "seed": seed, "key": cfg.key(name, seed), "steps": steps, "evals": evals,
             "wall_s": time.perf_counter() - begin}
 
 
 # ---- summary ----------------------------------------------------------------------------------------
-def summarise(run: dict, cfg: Config) -> dict:
+def summarise(run: dict) -> dict:
+    """One run's numbers. reward_* are means of the per-step training reward (sampled at temperature 1):
+    first 10 steps, last fifth of the steps, all steps (the area under the curve per step)."""
     steps = run["steps"]
-    tail = max(1, len(steps) // 5)
     mean = lambda xs: sum(xs) / len(xs) if xs else None
     return {
-        "reward_first_10": mean([s["reward"] for s in steps[:10]]),
-        f"reward_last_{tail}": mean([s["reward"] for s in steps[-tail:]]),
-        "reward_mean_all_steps": mean([s["reward"] for s in steps]),
-        "greedy_accuracy_start": run["evals"][0]["greedy_accuracy"],
-        "greedy_accuracy_final": run["evals"][-1]["greedy_accuracy"],
-        "greedy_accuracy_best": max(e["greedy_accuracy"] for e in run["evals"]),
-        "entropy_last_10": mean([s["entropy"] for s in steps[-10:]]),
-        "clipped_token_share_mean": mean([s["clipped"] for s in steps if s["clipped"] is not None]),
-        "updated_groups_mean": mean([s["updated_groups"] for s in steps]),
+        "reward_start": mean([s["reward"] for s in steps[:10]]),
+        "reward_end": mean([s["reward"] for s in steps[-max(1, len(steps) // 5):]]),
+        "reward_mean": mean([s["reward"] for s in steps]),
+        "greedy_start": run["evals"][0]["greedy_accuracy"],
+        "greedy_end": run["evals"][-1]["greedy_accuracy"],
+        "greedy_best": max(e["greedy_accuracy"] for e in run["evals"]),
+        "entropy_end": mean([s["entropy"] for s in steps[-10:]]),
+        "clipped_share": mean([s["clipped"] for s in steps if s["clipped"] is not None]),
+        "groups_per_update": mean([s["updated_groups"] for s in steps]),
         "optimizer_steps": sum(s["optimizer_steps"] for s in steps),
-        "samples": len(steps) * cfg.prompts_per_step * cfg.group_size,
         "wall_s": run["wall_s"],
     }
 
 
+def summarise_seeds(runs: list[dict]) -> dict:
+    per_seed = {r["seed"]: summarise(r) for r in runs}
+    keys = next(iter(per_seed.values())).keys()
+    mean = {k: sum(s[k] for s in per_seed.values() if s[k] is not None) / len(per_seed) for k in keys}
+    return {"mean_over_seeds": mean, "per_seed": per_seed}
+
+
 def summary_table(summary: dict[str, dict]) -> Table:
-    table = Table(title="RL objectives on the addition task (tiny model, CPU)")
-    cols = next(iter(summary.values())).keys()
+    table = Table(title="RL on the addition task, tiny model, CPU: mean over seeds (per seed in brackets)")
+    keys = list(next(iter(summary.values()))["mean_over_seeds"])
     table.add_column("objective")
-    for c in cols:
-        table.add_column(c.replace("_", " "), justify="right")
+    for k in keys:
+        table.add_column(k.replace("_", " "), justify="right")
+    fmt = lambda v: f"{v:.0f}" if isinstance(v, (int, float)) and abs(v) >= 100 else f"{v:.2f}"
     for name, s in summary.items():
-        table.add_row(name, *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in s.values()))
+        cells = []
+        for k in keys:
+            seeds = [p[k] for p in s["per_seed"].values()]
+            cells.append(fmt(s["mean_over_seeds"][k]) + (f" ({'/'.join(map(fmt, seeds))})" if len(seeds) > 1 and
+                                                          k.startswith(("reward", "greedy")) else ""))
+        table.add_row(name, *cells)
     return table
 
 
@@ -238,49 +251,48 @@ def run(cfg: Config, out: Path, fresh: bool = False) -> dict:
     unknown = [o for o in cfg.objectives if o not in known]
     if unknown:
         raise SystemExit(f"unknown objective(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    if not cfg.seeds:
+        raise SystemExit("--seeds: give at least one seed")
     torch.set_num_threads(cfg.threads)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "runs").mkdir(exist_ok=True)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
-
     path = ensure_tiny(cfg.checkpoint)
     tok = load_tokenizer(path)
     problems = addition_problems(cfg.max_operand)
-    torch.manual_seed(cfg.seed)
-    start_model = load_model(path)
-    with console.status("warm start (format-only SFT)"):
-        warmup_losses = warm_start(start_model, tok, problems, cfg)
-    start_model.requires_grad_(False)
-    start_state = copy.deepcopy(start_model.state_dict())
 
-    runs = {}
+    runs: dict[str, list[dict]] = {name: [] for name in cfg.objectives}
+    warmup = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
-        for name in cfg.objectives:
-            saved = out / "runs" / f"{name}.json"
-            if not fresh and saved.exists() and json.loads(saved.read_text()).get("key") == cfg.key(name):
-                runs[name] = json.loads(saved.read_text())
-                console.print(f"{name}: reusing the finished run in {saved}")
-                continue
-            task_id = progress.add_task(name, total=cfg.steps)
-            runs[name] = run_objective(name, start_state, start_model, tok, problems, cfg, progress, task_id)
-            saved.write_text(json.dumps(runs[name], indent=1) + "\n")
+        for seed in cfg.seeds:
+            start_model = load_model(path)
+            losses = warm_start(start_model, tok, problems, cfg, seed)  # seconds; redone rather than stored
+            warmup[seed] = {"first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+            start_model.requires_grad_(False)
+            for name in cfg.objectives:
+                saved = out / "runs" / f"{name}-seed{seed}.json"
+                if not fresh and saved.exists() and json.loads(saved.read_text()).get("key") == cfg.key(name, seed):
+                    runs[name].append(json.loads(saved.read_text()))
+                    progress.console.print(f"{name} seed {seed}: reusing the finished run in {saved}")
+                    continue
+                task_id = progress.add_task(f"{name} seed {seed}", total=cfg.steps)
+                runs[name].append(run_objective(name, seed, start_model, tok, problems, cfg, progress, task_id))
+                saved.write_text(json.dumps(runs[name][-1], indent=1) + "\n")
 
     env = {**environment("cpu"), "math_verify": version("math-verify"), "threads": cfg.threads,
            "checkpoint": str(path)}
-    summary = {name: summarise(r, cfg) for name, r in runs.items()}
+    summary = {name: summarise_seeds(r) for name, r in runs.items()}
     results = {"schema_version": SCHEMA_VERSION, "config": asdict(cfg), "environment": env,
                "task": {"name": "addition", "problems": len(problems), "grader": f"math-verify=={env['math_verify']}",
                         "reward": "1 if the response ends with EOS within max_new_tokens and math-verify accepts it"},
-               "warm_start_loss": {"first": warmup_losses[0] if warmup_losses else None,
-                                   "last": warmup_losses[-1] if warmup_losses else None},
-               "summary": summary, "runs": runs, "total_wall_s": time.perf_counter() - began}
+               "warm_start": warmup, "summary": summary, "runs": runs, "total_wall_s": time.perf_counter() - began}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
-    title = (f"{len(problems)} addition problems, {cfg.prompts_per_step} prompts × {cfg.group_size} samples per step, "
-             f"{cfg.minibatches} minibatches, lr {cfg.lr} — {provenance_line(env)}")
+    title = (f"{len(problems)} addition problems · {cfg.prompts_per_step} prompts × {cfg.group_size} samples per step · "
+             f"{cfg.minibatches} minibatches · lr {cfg.lr} · seeds {', '.join(map(str, cfg.seeds))}\n{provenance_line(env)}")
+    from m1bench.harness.rl.plot import plot_runs  # matplotlib: only when there is something to plot
     plot_runs(runs, out / "curves.png", title)
     console.print(summary_table(summary))
-    console.print(f"wrote {out / 'results.json'} and {out / 'curves.png'}")
+    console.print(f"wrote {out / 'results.json'} and {out / 'curves.png'} ({results['total_wall_s']:.0f} s)")
     return results
 
 
@@ -293,25 +305,36 @@ def add_arguments(p: argparse.ArgumentParser):
     helps = {
         "steps": "RL steps per objective", "prompts_per_step": "prompts (groups) per step",
         "group_size": "samples per prompt (G)", "minibatches": "optimiser steps per rollout batch (disjoint group slices)",
-        "lr": "Adam learning rate (warm start and RL)", "max_grad_norm": "gradient-norm clip",
+        "lr": "Adam learning rate of RL", "max_grad_norm": "gradient-norm clip",
         "max_operand": "problems are a+b with 0 <= a, b <= this", "max_new_tokens": "response token budget (EOS included)",
-        "warmup_steps": "format-only SFT steps before RL", "warmup_batch": "SFT batch size",
-        "eval_every": "greedy-accuracy evaluation period (steps)", "seed": "seed for everything",
+        "warmup_steps": "SFT steps that make the start policy", "warmup_batch": "SFT batch size",
+        "warmup_lr": "SFT learning rate",
+        "eval_every": "greedy-accuracy evaluation period (steps)",
         "threads": "torch CPU threads (the CPU may be shared)", "checkpoint": "checkpoint directory (default: the tiny one)",
         "cispo_eps_is_high": "CISPO ε^IS_high (no lower bound, as the paper)", "dapo_eps_low": "DAPO ε_low",
         "dapo_eps_high": "DAPO ε_high", "grpo_eps": "GRPO clip ε", "grpo_beta": "GRPO KL coefficient β",
     }
+    p.add_argument("--seeds", type=_seed_list, default=defaults.seeds,
+                   help="comma-separated seeds; each gets its own start, shared by all objectives (default: %(default)s)")
     for f in fields(Config):
-        if f.name == "objectives":
+        if f.name in ("objectives", "seeds"):
             continue
         kind = str if f.name == "checkpoint" else type(f.default)
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
                        help=f"{helps[f.name]} (default: {f.default})")
 
 
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def config_from_args(args) -> Config:
-    values = {f.name: getattr(args, f.name) for f in fields(Config) if f.name != "objectives"}
-    return Config(objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()), **values)
+    values = {f.name: getattr(args, f.name) for f in fields(Config) if f.name not in ("objectives", "seeds")}
+    return Config(objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+                  seeds=args.seeds, **values)
 
 
 def cmd_rl(args):

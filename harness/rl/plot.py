@@ -17,30 +17,34 @@ def moving_average(values: list[float], window: int) -> np.ndarray:
     return (csum[idx] - csum[lo]) / (idx - lo)
 
 
-def plot_runs(runs: dict[str, dict], path: Path, title: str, window: int = 10) -> Path:
-    """Three panels per objective: training reward (sampled, raw and moving average), greedy accuracy on
-    every problem, and the policy's mean token entropy."""
-    fig, (ax_r, ax_g, ax_e) = plt.subplots(1, 3, figsize=(15, 4.2))
-    for i, (name, run) in enumerate(runs.items()):
-        color = f"C{i}"
-        steps = [s["step"] for s in run["steps"]]
-        reward = [s["reward"] for s in run["steps"]]
-        ax_r.plot(steps, reward, color=color, alpha=0.2, lw=0.8)
-        ax_r.plot(steps, moving_average(reward, window), color=color, lw=2, label=name)
-        ax_g.plot([e["step"] for e in run["evals"]], [e["greedy_accuracy"] for e in run["evals"]],
-                  color=color, marker="o", ms=3, lw=1.5, label=name)
-        ax_e.plot(steps, moving_average([s["entropy"] for s in run["steps"]], window), color=color, lw=1.5, label=name)
-    ax_r.set(xlabel="RL step", ylabel="mean reward of the step's rollouts",
-             title=f"training reward (faint: per step; bold: {window}-step mean)")
-    ax_g.set(xlabel="RL step", ylabel="greedy accuracy (all problems)", title="greedy accuracy", ylim=(-0.02, 1.02))
-    ax_e.set(xlabel="RL step", ylabel="nats / token", title=f"policy entropy on sampled tokens ({window}-step mean)")
-    for ax in (ax_r, ax_g, ax_e):
+def plot_runs(runs: dict[str, list[dict]], path: Path, title: str, window: int = 10) -> Path:
+    """Per objective (one colour): training reward, greedy accuracy on every problem and policy entropy;
+    thin lines are single seeds, bold lines their mean."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
+    panels = [("reward", lambda r: (_steps(r), moving_average([s["reward"] for s in r["steps"]], window))),
+              ("greedy", lambda r: ([e["step"] for e in r["evals"]], np.array([e["greedy_accuracy"] for e in r["evals"]]))),
+              ("entropy", lambda r: (_steps(r), moving_average([s["entropy"] for s in r["steps"]], window)))]
+    for i, (name, seeds) in enumerate(runs.items()):
+        for ax, (_, curve) in zip(axes, panels):
+            curves = [curve(r) for r in seeds]
+            for x, y in curves:
+                ax.plot(x, y, color=f"C{i}", alpha=0.3, lw=0.8)
+            ax.plot(curves[0][0], np.mean([y for _, y in curves], axis=0), color=f"C{i}", lw=2,
+                    label=f"{name} (mean of {len(curves)} seed{'s' if len(curves) > 1 else ''})")
+    axes[0].set(xlabel="RL step", ylabel="mean reward of the step's rollouts", ylim=(-0.02, 1.02),
+                title=f"training reward, temperature 1 ({window}-step mean)")
+    axes[1].set(xlabel="RL step", ylabel="share of problems solved", ylim=(-0.02, 1.02), title="greedy accuracy, all problems")
+    axes[2].set(xlabel="RL step", ylabel="nats / token", title=f"policy entropy on sampled tokens ({window}-step mean)")
+    for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend()
-    ax_r.set_ylim(-0.02, 1.02)
-    fig.suptitle(title, fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _steps(run: dict) -> list[int]:
+    return [s["step"] for s in run["steps"]]
