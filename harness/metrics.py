@@ -6,6 +6,7 @@ outcomes; the runner counts them apart.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -32,12 +33,24 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
+def pass_hat_k(n: int, c: int, k: int) -> float:
+    """pass^k for one task with n trials, c of them successful (tau-bench): the chance that k
+    trials drawn without replacement all succeed, C(c, k) / C(n, k)."""
+    if k > n:
+        raise ValueError(f"pass^{k} needs at least {k} trials, got {n}")
+    return math.comb(c, k) / math.comb(n, k)
+
+
 def per_problem_avg(problems: Problems) -> np.ndarray:
     return np.array([np.mean([o.correct for o in p]) for p in problems], dtype=float)
 
 
 def per_problem_pass(problems: Problems, k: int) -> np.ndarray:
     return np.array([pass_at_k(len(p), sum(o.correct for o in p), k) for p in problems], dtype=float)
+
+
+def per_problem_pass_hat(problems: Problems, k: int) -> np.ndarray:
+    return np.array([pass_hat_k(len(p), sum(o.correct for o in p), k) for p in problems], dtype=float)
 
 
 def per_problem_majority(problems: Problems) -> np.ndarray:
@@ -89,3 +102,17 @@ def summarize(problems: Problems, k: int, majority: bool, seed: int = 0) -> list
         out.append(_metric(f"maj@{k}", per_problem_majority(problems), n_samples, seed))
     return out
 
+
+
+def summarize_pass_hat(problems: Problems, seed: int = 0) -> list[dict]:
+    """Agent reliability (tau-bench): average reward (success) over all trials, and pass^k for
+    k = 1 … the smallest trial count, each the mean over tasks."""
+    problems = [p for p in problems if len(p)]
+    if not problems:
+        return []
+    n_min = min(len(p) for p in problems)
+    n_samples = sum(len(p) for p in problems)
+    out = [_metric("avg_reward", per_problem_avg(problems), n_samples, seed)]
+    for k in range(1, n_min + 1):
+        out.append(_metric(f"pass^{k}", per_problem_pass_hat(problems, k), n_samples, seed))
+    return out

@@ -110,6 +110,8 @@ class Runner:
         plans = {name: plan_suite(name, suite, problems[name], self.cfg.suites[name], self.cfg, self.client.model_id)
                  for name, suite in self.suites.items() if not suite.external}
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, suite in self.suites.items():
+            suite.work_dir = self.out_dir / name
         self.store = RecordStore(self.out_dir / "records.jsonl")
         if self.store.dropped_partial_line:
             self.console.print(f"[yellow]{self.store.path}: dropped a partial last line left by an interrupted run[/]")
@@ -156,7 +158,7 @@ class Runner:
             async with self.sem:
                 self.stats[item.suite]["sent"] += 1
                 try:
-                    completion = await self.client.complete(item.request)
+                    completion = await self._complete(item)
                 except Exception as e:  # recorded with its cause; the run goes on
                     err = e if isinstance(e, RequestError) else RequestError("internal", f"{type(e).__name__}: {e}")
                     self._record(item, None, None, None, err)
@@ -166,6 +168,12 @@ class Runner:
                 self._record(item, completion, score, gerr, None)
         self._advance(item)
         return self.records[item.hash]
+
+    async def _complete(self, item: Planned) -> Completion:
+        suite = self.suites[item.suite]
+        if suite.episodic:  # many requests, one record: resumed per episode
+            return await suite.episode(item.problem, self.client, item.request, self.cfg.suites[item.suite])
+        return await self.client.complete(item.request)
 
     async def _run_external(self, name: str, suite: Suite, info: dict[str, Any]) -> None:
         """A suite that plans and scores itself (lm-eval): serve its requests through _serve."""

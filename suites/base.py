@@ -4,9 +4,14 @@ results stop being comparable."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from m1bench.harness.types import Completion
+from m1bench.harness.metrics import Outcome, summarize
+from m1bench.harness.types import Completion, Request
+
+if TYPE_CHECKING:
+    from m1bench.harness.client import Client
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,9 @@ class Suite:
     grader: ClassVar[str] = ""  # grader name + version, for the results
     thread_safe_scoring: ClassVar[bool] = False  # may score() run in worker threads?
     external: ClassVar[bool] = False  # plans and scores itself (lm-eval); the runner serves its requests
+    episodic: ClassVar[bool] = False  # one sample is an episode of many requests (agentic suites): see episode()
     options: ClassVar[dict[str, Option]] = {}
+    work_dir: Path | None = None  # set by the runner: this suite's own directory beside the records
 
     def load(self, opts: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
         """Problems (in a stable order, `limit` applied) and data facts (id, revision, content hash)."""
@@ -59,6 +66,16 @@ class Suite:
 
     def score(self, problem: Problem, completion: Completion, opts: dict[str, Any]) -> Score:
         raise NotImplementedError
+
+    async def episode(self, problem: Problem, client: "Client", request: Request, opts: dict[str, Any]) -> Completion:
+        """Episodic suites: play one sample (an agent loop of many requests through `client`, each
+        derived from the planned `request`: its sampling, seed and key) and return it as one
+        Completion whose `trajectory` holds every step. It is recorded, resumed and scored as one sample."""
+        raise NotImplementedError
+
+    def aggregate(self, problems: list[list[Outcome]], k: int, seed: int) -> list[dict[str, Any]]:
+        """The suite's metrics over per-problem outcomes (default: avg@k, pass@k, maj@k)."""
+        return summarize(problems, k=k, majority=self.majority, seed=seed)
 
     def environment(self, opts: dict[str, Any]) -> dict[str, Any]:
         """Facts about how scoring ran (e.g. sandbox isolation), for the results."""
