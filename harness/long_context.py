@@ -35,6 +35,29 @@ class LongContextCache(InferenceCache):
         return causal_lower_right(T, start + T)
 
 
+class ChunkedEncoder:
+    """A ChatTokenizer whose `encode` works message by message. `tokenizers` keeps a full Encoding
+    (ids, offsets, token strings, masks: ~200 bytes a token) while it encodes one text, ~220 MiB
+    for a 1M-token prompt; special tokens split the text before anything else runs, so encoding
+    the pieces between them gives the same ids at a fraction of the peak memory."""
+
+    def __init__(self, tokenizer: Any, marker: str = "<beginning_of_sentence>"):
+        self._tokenizer, self.marker = tokenizer, marker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = []
+        start = 0
+        while start < len(text):
+            end = text.find(self.marker, start + 1)
+            end = len(text) if end < 0 else end
+            ids.extend(self._tokenizer.encode(text[start:end]))
+            start = end
+        return ids
+
+
 def enable_long_context(model: Any) -> Any:
     """Make `model.new_cache` (used by generate) hand out LongContextCaches."""
 
@@ -51,5 +74,7 @@ def long_context_client(checkpoint: str, dtype: str = "bfloat16", device: str = 
 
     client = EngineClient.from_checkpoint(checkpoint, dtype=dtype, device=device, batch_size=1)
     enable_long_context(client.model)
+    client.tokenizer = ChunkedEncoder(client.tokenizer)
     client.info["cache"] = "LongContextCache (flash/efficient SDPA causal bias, no materialised mask)"
+    client.info["prompt_encoding"] = "message by message (same ids, bounded tokenizer memory)"
     return client

@@ -33,16 +33,23 @@ MIB = 1 << 20
 ONE_M = 1 << 20
 
 
-def rss_bytes() -> int:
+def _status(field: str) -> int:
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
 
 
+def rss_bytes() -> int:
+    return _status("VmRSS")
+
+
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's peak RSS. VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over
+    from the parent through fork and exec, so a child started by a big parent would report the
+    parent's size."""
+    return _status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def machine() -> dict[str, Any]:
@@ -117,25 +124,32 @@ class PromptOnlyClient:
 
         from m1bench.harness.types import Completion
 
-        ids = self.tokenizer.encode(self.tokenizer.render_chat(list(request.messages), add_generation_prompt=True))
+        before = peak_rss_bytes()  # the harness so far: load, plan, hash
+        text = self.tokenizer.render_chat(list(request.messages), add_generation_prompt=True)
+        rendered = peak_rss_bytes()
+        ids = self.tokenizer.encode(text)
+        encoded = peak_rss_bytes()
         batch = torch.zeros(1, len(ids), dtype=torch.long)
         batch[0] = torch.tensor(ids)
-        self.seen.append({"prompt_tokens": len(ids), "rss_mib": rss_bytes() / MIB})
+        self.seen.append({"prompt_tokens": len(ids), "peak_before_prompt_mib": before / MIB,
+                          "peak_after_render_mib": rendered / MIB, "peak_after_encode_mib": encoded / MIB,
+                          "peak_after_tensor_mib": peak_rss_bytes() / MIB})
         return Completion(text="no model here", prompt_tokens=len(ids), completion_tokens=3)
 
     async def aclose(self) -> None:
         pass
 
 
-def _rss_child(data: str, tokenizer_dir: str, out_dir: str) -> dict[str, Any]:
+def _rss_child(data: str, tokenizer_dir: str, out_dir: str, chunked: bool) -> dict[str, Any]:
     from rich.console import Console
 
     from m1bench.harness.config import validate
+    from m1bench.harness.long_context import ChunkedEncoder
     from m1bench.harness.runner import Runner
     from m1bench.model.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
-    client = PromptOnlyClient(tok)
+    client = PromptOnlyClient(ChunkedEncoder(tok) if chunked else tok)
     cfg = validate({"run": {"output_dir": out_dir}, "sampling": {"max_tokens": 16},
                     "suites": {"mrcr": {"data": data, "lengths": [ONE_M], "needles": [8], "per_cell": 1,
                                         "model": tokenizer_dir}}})
@@ -179,24 +193,34 @@ def bench_rss(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as d:
         data = Path(d) / "mrcr_1m.jsonl"
         meta = generate_file(data, [SampleSpec(ONE_M, 8, 0)], Measure(load_model_counter(tiny), "chat"))[0]
-        r = _child(["_rss", str(data), tiny, str(Path(d) / "run")])
-        records = (Path(d) / "run" / "records.jsonl").stat().st_size
+        variants = {}
+        for name in ("stock", "chunked"):
+            r = _child(["_rss", str(data), tiny, str(Path(d) / name), name])
+            c = r["client"][0]
+            variants[name] = {
+                "baseline_rss_mib": r["baseline_rss_mib"], "peak_rss_mib": r["peak_rss_mib"],
+                "peak_minus_baseline_mib": r["peak_rss_mib"] - r["baseline_rss_mib"],
+                "phases_peak_rss_mib": {"harness_load_plan_hash": c["peak_before_prompt_mib"],
+                                        "chat_template_render": c["peak_after_render_mib"],
+                                        "tokenizer_encode": c["peak_after_encode_mib"],
+                                        "ids_tensor": c["peak_after_tensor_mib"]},
+                "harness_prompt_copies": (c["peak_before_prompt_mib"] - r["baseline_rss_mib"]) / (meta["n_chars"] / MIB),
+                "prompt_tokens": c["prompt_tokens"], "graded": r["graded"], "resume_requests_sent": r["resume_sent"],
+                "wall_s": r["wall_s"]}
+        records = (Path(d) / "stock" / "records.jsonl").stat().st_size
         row_bytes = data.stat().st_size
-    delta = r["peak_rss_mib"] - r["baseline_rss_mib"]
-    prompt_mib = meta["n_chars"] / MIB
-    ids_mib = meta["n_tokens"] * 8 / MIB  # int64 token ids (list of small ints: 8 bytes a pointer)
     return {
         "benchmark": "peak RSS of the harness for one 1M-token MRCR request (runner + mrcr suite + prompt "
                      "preparation as the reference engine does it; no forward pass)",
-        "machine": machine(), "prompt_tokens": r["client"][0]["prompt_tokens"] if r["client"] else None,
-        "prompt_chars_mib": prompt_mib, "row_file_mib": row_bytes / MIB, "records_file_mib": records / MIB,
-        "baseline_rss_mib": r["baseline_rss_mib"], "peak_rss_mib": r["peak_rss_mib"], "peak_minus_baseline_mib": delta,
-        "token_ids_mib": ids_mib,
-        "copies_of_prompt_text_at_peak": (delta - 2 * ids_mib) / prompt_mib,
-        "note": ("peak - baseline = the prompt text (parsed once, hashed, recorded, rendered) + its token ids "
-                 "(a Python list and an int64 tensor, 8 bytes a token each); copies_of_prompt_text_at_peak "
-                 "subtracts the ids"),
-        "graded": r["graded"], "resume_requests_sent": r["resume_sent"], "wall_s": r["wall_s"],
+        "machine": machine(), "prompt_tokens": meta["n_tokens"], "prompt_chars_mib": meta["n_chars"] / MIB,
+        "row_file_mib": row_bytes / MIB, "records_file_mib": records / MIB,
+        "stock_engine_encode": variants["stock"], "long_context_chunked_encode": variants["chunked"],
+        "note": ("harness_prompt_copies = (peak before the prompt is rendered - baseline) / prompt size: what the "
+                 "runner and the suite hold (the parsed messages, the transient JSON of the request hash). "
+                 "The rest of the peak is the reference engine's prompt preparation: the rendered chat text, "
+                 "and above all the `tokenizers` Encoding of 1M tokens (ids, offsets, token strings, masks) "
+                 "before its ids become a Python list and a tensor: `stock` encodes the whole prompt at once as "
+                 "EngineClient does, `chunked` message by message as long_context_client does (same ids)."),
     }
 
 
@@ -310,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_gen_once(argv[1], argv[2], int(argv[3]), int(argv[4]))))
         return 0
     if argv and argv[0] == "_rss":
-        print(json.dumps(_rss_child(argv[1], argv[2], argv[3])))
+        print(json.dumps(_rss_child(argv[1], argv[2], argv[3], argv[4] == "chunked")))
         return 0
     p = argparse.ArgumentParser(prog="python -m m1bench.suites.mrcr_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

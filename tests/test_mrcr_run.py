@@ -185,3 +185,14 @@ def test_long_context_cache_matches_the_stock_engine(tiny_dir):
     # padded batches keep the stock mask
     out = generate(model, tok, [prompt, prompt[:50]], params)
     assert out[0].token_ids == want
+
+
+def test_chunked_encoding_gives_the_same_ids(tiny_dir, home):
+    from m1bench.harness.long_context import ChunkedEncoder
+    from m1bench.model.tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tiny_dir)
+    row = short_row(4, 1)
+    text = tok.render_chat(json.loads(row["prompt"]) + [{"role": "assistant", "content": "<think>x</think>y"}])
+    assert ChunkedEncoder(tok).encode(text) == tok.encode(text)
+    assert ChunkedEncoder(tok).render_chat([{"role": "user", "content": "hi"}]) == tok.render_chat([{"role": "user", "content": "hi"}])
