@@ -54,7 +54,7 @@ def run_breakdown(run_dir: str | Path) -> dict[str, Any]:
     out = {}
     for name in names:
         s = results["suites"][name]
-        out[name] = get_suite(name).aggregate(list(latest[name].values()), s["options"], s["data"])
+        out[name] = get_suite(name).breakdown(list(latest[name].values()), s["options"], s["data"])
     return out
 
 

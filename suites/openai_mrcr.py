@@ -11,7 +11,7 @@ official script counts them (o200k tokens of the message contents).
 
 Per-sample score: `Score.details["score"]` (the MRCR number); `Score.correct` is exact reproduction
 (score 1.0), so the runner's generic avg@k is an exact-match rate, not the MRCR metric. The MRCR
-breakdown comes from `aggregate` (see mrcr_report).
+breakdown comes from `breakdown` (see mrcr_report).
 """
 from __future__ import annotations
 
@@ -82,9 +82,10 @@ class MRCRSuiteBase(Suite):
     def aggregates(self, opts: dict[str, Any], measure: str = "o200k_base prompt+answer tokens") -> list[Aggregate]:
         return paper_aggregates(_int_list(opts, "aggregate_needles", (2, 4, 8)), opts["aggregate_mode"], measure)
 
-    def aggregate(self, samples: list[dict[str, Any]], opts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    def breakdown(self, samples: list[dict[str, Any]], opts: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """The MRCR breakdown from per-sample score details and the suite's data facts (what load
-        returned): a hook for the runner's results."""
+        returned). Suite.aggregate (the runner's hook) sees only right/wrong outcomes, not scores,
+        so mrcr_report calls this with the records."""
         out = breakdown(samples, self.aggregates(opts, data.get("bin_measure", "")), self.bin_order(opts))
         out["token_counter"] = data.get("token_counter")
         out["skipped_over_context_window"] = data.get("skipped_over_context_window")
