@@ -82,6 +82,11 @@ class M1LightningAttention(LinearAttention):
         nd, ndt = meta.num_decodes, meta.num_decode_tokens
         parts = []
         if nd:
+            d_slots = slots[:nd].long()
+            # A one-token prompt is scheduled as a "decode": it must not inherit what the slot's
+            # previous owner left there (vLLM's own M1 layer clears slots for prefills only).
+            fresh = (meta.seq_lens[:nd] == 1).view(-1, 1, 1, 1)
+            pool[d_slots] = torch.where(fresh, 0.0, pool[d_slots])
             parts.append(lightning_decode(q[:ndt], k[:ndt], v[:ndt], self.slopes, pool, slots[:nd]))
         if meta.num_prefills:
             np_ = meta.num_prefills
