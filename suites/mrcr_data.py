@@ -125,7 +125,10 @@ def iter_rows(data: str, revision: str | None = None) -> tuple[Iterator[Row], di
         from huggingface_hub import snapshot_download
 
         rev = resolve_revision(data, revision)
-        root = Path(snapshot_download(data, repo_type="dataset", revision=rev, allow_patterns=["*.parquet"]))
+        # the sharded layout ({n}needle/{n}needle_{i}.parquet); a repository without it: every parquet file
+        root = Path(snapshot_download(data, repo_type="dataset", revision=rev, allow_patterns=["*needle/*.parquet"]))
+        if not any(root.rglob("*.parquet")):
+            root = Path(snapshot_download(data, repo_type="dataset", revision=rev, allow_patterns=["*.parquet"]))
         info["revision"] = rev
     files = _files(root)
     base = root if root.is_dir() else root.parent
@@ -201,27 +204,19 @@ def build_problems(rows: Iterator[Row], sel: Selection, bin_of: Callable[[Row, i
     """Select rows by needle count and bin, skip (and count) those whose prompt is over the
     context window, and turn the rest into Problems. `tokens_of` gives a row's bin measure,
     `window_tokens` its prompt length as the window is counted."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     problems: list[Problem] = []
     seen = Counter()
     skipped: Counter = Counter()
-    for row in rows:
-        if row.n_needles not in sel.needles:
-            continue
-        tokens = tokens_of(row)
-        label = bin_of(row, tokens)
-        if label not in sel.bins:
-            continue
-        seen[label] += 1
-        if sel.limit is not None and sum(seen.values()) > sel.limit:
-            continue
-        meta = {"bin": label, "n_needles": row.n_needles, "tokens": tokens, "row": row.where, **row.extra}
-        if window_tokens is not None and sel.context_window is not None:
-            meta["window_tokens"] = n = window_tokens(row)
-            if n > sel.context_window:
-                skipped[f"{label}/{row.n_needles}"] += 1
-                continue
-        problems.append(Problem(id=row.where, messages=row.messages,
-                                target={"answer": row.answer, "prefix": row.prefix}, meta=meta))
+    progress = Progress(SpinnerColumn(), TextColumn("MRCR rows: {task.completed} read (token counts cached)"),
+                        TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    with progress:
+        task = progress.add_task("rows", total=None)
+        for row in rows:
+            progress.advance(task)
+            _select(row, sel, bin_of, tokens_of, window_tokens, problems, seen, skipped)
     if len({p.id for p in problems}) != len(problems):
         raise DataError("problem ids (file:row) are not unique")
     return problems, {
@@ -230,3 +225,26 @@ def build_problems(rows: Iterator[Row], sel: Selection, bin_of: Callable[[Row, i
                                         "context_window": sel.context_window, "counted_as": window_note},
         "to_send": len(problems),
     }
+
+
+def _select(row: Row, sel: Selection, bin_of: Callable[[Row, int], str], tokens_of: Callable[[Row], int],
+            window_tokens: Callable[[Row], int] | None, problems: list[Problem], seen: Counter,
+            skipped: Counter) -> None:
+    """One row: dropped by needles/bin/limit, skipped (counted) over the window, or a Problem."""
+    if row.n_needles not in sel.needles:
+        return
+    tokens = tokens_of(row)
+    label = bin_of(row, tokens)
+    if label not in sel.bins:
+        return
+    seen[label] += 1
+    if sel.limit is not None and sum(seen.values()) > sel.limit:
+        return
+    meta = {"bin": label, "n_needles": row.n_needles, "tokens": tokens, "row": row.where, **row.extra}
+    if window_tokens is not None and sel.context_window is not None:
+        meta["window_tokens"] = n = window_tokens(row)
+        if n > sel.context_window:
+            skipped[f"{label}/{row.n_needles}"] += 1
+            return
+    problems.append(Problem(id=row.where, messages=row.messages,
+                            target={"answer": row.answer, "prefix": row.prefix}, meta=meta))

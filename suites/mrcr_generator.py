@@ -268,6 +268,7 @@ def write_sample(out: TextIO, spec: SampleSpec, measure: Measure) -> dict[str, A
     place_due(force=True)
     writer.add("user", final_q)
     writer.close()
+    # n_chars: characters of the prompt's message contents (the dataset card does not define it further)
     fields = {
         "answer": answer, "random_string_to_prepend": prefix, "n_needles": spec.n_needles,
         "desired_msg_index": placed[want - 1], "total_messages": writer.count, "n_chars": writer.chars,

@@ -13,8 +13,10 @@ from m1bench.suites.mrcr_tokens import load_model_counter, load_o200k
 
 
 @pytest.fixture(scope="module")
-def o200k():
-    return load_o200k()
+def o200k(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as mp:  # the BPE file is cached under a test home
+        mp.setenv("M1BENCH_HOME", str(tmp_path_factory.mktemp("home")))
+        return load_o200k()
 
 
 @pytest.fixture(scope="module")
