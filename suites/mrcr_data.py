@@ -124,11 +124,15 @@ def iter_rows(data: str, revision: str | None = None) -> tuple[Iterator[Row], di
     else:
         from huggingface_hub import snapshot_download
 
-        rev = resolve_revision(data, revision)
-        # the sharded layout ({n}needle/{n}needle_{i}.parquet); a repository without it: every parquet file
-        root = Path(snapshot_download(data, repo_type="dataset", revision=rev, allow_patterns=["*needle/*.parquet"]))
-        if not any(root.rglob("*.parquet")):
-            root = Path(snapshot_download(data, repo_type="dataset", revision=rev, allow_patterns=["*.parquet"]))
+        try:
+            rev = resolve_revision(data, revision)
+            # the sharded layout ({n}needle/{n}needle_{i}.parquet); a repository without it: every parquet file
+            root = Path(snapshot_download(data, repo_type="dataset", revision=rev, allow_patterns=["*needle/*.parquet"]))
+            if not any(root.rglob("*.parquet")):
+                root = Path(snapshot_download(data, repo_type="dataset", revision=rev, allow_patterns=["*.parquet"]))
+        except Exception as e:  # no network, no such repository or revision: say what to do instead
+            raise DataError(f"{data}: cannot read it from the Hugging Face hub ({type(e).__name__}: {str(e)[:200]}); "
+                            f"give a local copy of its parquet files as option data") from None
         info["revision"] = rev
     files = _files(root)
     base = root if root.is_dir() else root.parent

@@ -149,3 +149,19 @@ def test_bad_rows_name_file_row_and_field(tmp_path, monkeypatch):
         suite.load(_opts(data=str(tmp_path / "x.parquet"), bins=["<4K"])[1])
     with pytest.raises(DataError, match="no such file"):
         suite.load(_opts(data=str(tmp_path / "nope.parquet"))[1])
+
+
+def test_hub_unreachable_is_a_data_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("M1BENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    suite, opts = _opts(data="openai/mrcr", revision="0" * 40)
+    with pytest.raises(DataError, match="cannot read it from the Hugging Face hub"):
+        suite.load(opts)
+
+
+def test_generic_metrics_are_named_exact():
+    from m1bench.harness.metrics import Outcome
+
+    suite = get_suite("openai_mrcr")
+    metrics = suite.aggregate([[Outcome(True)], [Outcome(False)]], k=1, seed=0)
+    assert metrics[0]["metric"] == "exact_avg@1" and metrics[0]["value"] == 0.5
