@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from m1bench import __version__
-from m1bench.harness.metrics import Outcome, summarize
+from m1bench.harness.metrics import Outcome
 
 if TYPE_CHECKING:
     from m1bench.harness.runner import Runner
@@ -80,7 +80,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
             counts["grading_errors"] += 1
             continue
         by_problem[it.problem.id].append(Outcome(rec["score"]["correct"], rec["score"]["answer"]))
-    metrics = summarize(list(by_problem.values()), k=opts["samples"], majority=suite.majority, seed=runner.cfg.run["seed"])
+    metrics = suite.aggregate(list(by_problem.values()), k=opts["samples"], seed=runner.cfg.run["seed"])
     return {
         "suite_version": suite.version, "grader": suite.grader, "data": data, "options": opts,
         "environment": suite.environment(opts), "k": opts["samples"], "n_problems": n_problems,
