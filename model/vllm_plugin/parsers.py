@@ -1,7 +1,6 @@
 """M1's reasoning and tool-call parsers for vLLM's OpenAI server (`--reasoning-parser m1bench_m1
 --tool-call-parser m1bench_m1 --enable-auto-tool-choice`). Upstream's M1 tool parser left vLLM with
-the model; these use m1bench's M1 output parser, the one the embedded server uses, so both servers
-split the same text the same way.
+the model; the tool parser is m1bench's M1 output parser, the one the embedded server uses.
 """
 from collections.abc import Sequence
 
@@ -14,8 +13,9 @@ from ...harness.serving.m1_output import THINK_CLOSE, THINK_OPEN, M1OutputParser
 
 
 class M1ReasoningParser(BaseThinkingReasoningParser):
-    """<think>…</think> (both tags are added tokens of M1 tokenizers). Unlike DeepSeek-R1's parser,
-    output with no <think> at all is answer text: M1's chat template does not open the reasoning."""
+    """<think>…</think> (both tags are added tokens of M1 tokenizers), with vLLM's streaming rules.
+    Unlike DeepSeek-R1's parser, output with no <think> at all is answer text: M1's chat template
+    does not open the reasoning for the model."""
 
     @property
     def start_token(self) -> str:
@@ -26,8 +26,9 @@ class M1ReasoningParser(BaseThinkingReasoningParser):
         return THINK_CLOSE
 
     def extract_reasoning(self, model_output: str, request) -> tuple[str | None, str | None]:
-        parsed = parse_output(model_output, tools=False)
-        return parsed.reasoning or None, parsed.content or None
+        if THINK_OPEN not in model_output:  # as the streaming path decides it
+            return None, model_output or None
+        return super().extract_reasoning(model_output, request)
 
 
 class M1ToolParser(ToolParser):
@@ -42,7 +43,7 @@ class M1ToolParser(ToolParser):
     def extract_tool_calls(self, model_output: str, request) -> ExtractedToolCallInformation:
         parsed = parse_output(model_output, reasoning=False)
         if not parsed.tool_calls:
-            return ExtractedToolCallInformation(tools_called=False, tool_calls=[], content=model_output)
+            return ExtractedToolCallInformation(tools_called=False, tool_calls=[], content=parsed.content or None)
         calls = [ToolCall(id=c.id, function=FunctionCall(name=c.name, arguments=c.arguments))
                  for c in parsed.tool_calls]
         self.prev_tool_call_arr = [{"name": c.name, "arguments": c.arguments} for c in parsed.tool_calls]
