@@ -3,6 +3,7 @@ loading, request building, scoring of one sample, and a version string that is b
 results stop being comparable."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -31,6 +32,13 @@ COMMON_OPTIONS: dict[str, Option] = {
     "split": Option(str, None, "dataset split"),
     "max_tokens": Option(int, None, "override of [sampling].max_tokens for this suite"),
 }
+
+
+def sub_seed(seed: int | None, tag: str) -> int | None:
+    """A seed of its own for each request of an episode (tag: its step), derived from the sample's."""
+    if seed is None:
+        return None
+    return int(hashlib.sha256(f"{seed}:{tag}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 @dataclass

@@ -27,7 +27,8 @@ from typing import Any
 from m1bench.harness.client import Client
 from m1bench.harness.types import Completion, Request, ToolCall
 from m1bench.suites.tau_bench_env import RESPOND, Domain, UserRelay, reward_info
-from m1bench.suites.tau_bench_user import UserSimulator, sub_seed
+from m1bench.suites.base import sub_seed
+from m1bench.suites.tau_bench_user import UserSimulator
 
 # The general system prompt the M1 paper used for TAU-bench (MiniMax-M1 README), ahead of the domain policy.
 M1_SYSTEM_PROMPT = (

@@ -8,13 +8,13 @@ else m1bench's wording of the same rules.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import replace
 from typing import Any
 
 from m1bench.harness.client import Client, RequestError
 from m1bench.harness.types import Request, Sampling
+from m1bench.suites.base import sub_seed
 from m1bench.suites.tau_bench_env import STOP_TOKEN
 
 GREETING = "Hi! How can I help you today?"
@@ -33,13 +33,6 @@ def default_user_prompt(instruction: str) -> str:
         "- Do not repeat the instruction word for word; say it in your own words.\n"
         "- Keep the conversation natural and stay in the persona the instruction describes."
     )
-
-
-def sub_seed(seed: int | None, tag: str) -> int | None:
-    """A seed of its own for each request of an episode, derived from the sample's seed."""
-    if seed is None:
-        return None
-    return int(hashlib.sha256(f"{seed}:{tag}".encode()).hexdigest()[:8], 16) & 0x7FFFFFFF
 
 
 def make_user_client(opts: dict[str, Any], agent: Client) -> tuple[Client, bool]:
