@@ -16,7 +16,7 @@ from m1bench.suites import mrcr_report
 from m1bench.suites.mrcr_grading import grade
 from m1bench.suites.mrcr_tokens import load_o200k
 
-from mrcr_fixtures import generated_row, short_row, write_layout
+from fixtures.mrcr.layout import generated_row, short_row, write_layout
 
 
 def quiet():

@@ -10,7 +10,7 @@ import tiktoken
 from m1bench.suites import get_suite, mrcr_tokens
 from m1bench.suites.mrcr_grading import BIN_LABELS, bin_label
 from m1bench.suites.source import DataError
-from mrcr_fixtures import generated_row, short_row, write_layout
+from fixtures.mrcr.layout import generated_row, short_row, write_layout
 
 
 @pytest.fixture(scope="module")
