@@ -143,7 +143,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     cmp = compare(base, cand, tolerance=args.tolerance, alpha=args.alpha, metrics=args.metric)
     print_comparison(cmp, console)
     if args.json:
-        Path(args.json).write_text(json.dumps(cmp.to_json(), indent=2) + "\n", encoding="utf-8")
+        from m1bench.harness.reports.schema import check
+
+        doc = cmp.to_json()
+        check(doc, "comparison.v1.schema.json", args.json)
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     if args.md:
         with open(args.md, "a", encoding="utf-8") as f:  # append: $GITHUB_STEP_SUMMARY collects several steps
             f.write(comparison_markdown(cmp))

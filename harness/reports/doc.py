@@ -116,6 +116,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2re
      padding:0 1rem;color:#1d1d1f;background:#fff;line-height:1.45}
 h1{font-size:1.6rem;border-bottom:2px solid #4C72B0;padding-bottom:.3rem}
 h2{font-size:1.2rem;margin-top:2rem;color:#2b3f63}
+.m1-scroll{overflow-x:auto;max-width:100%}
 table.m1-table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-size:.86rem}
 table.m1-table caption{caption-side:top;text-align:left;font-style:italic;color:#555;padding-bottom:.3rem}
 table.m1-table th,table.m1-table td{border:1px solid #d0d4dc;padding:.28rem .55rem;vertical-align:top}
@@ -147,7 +148,7 @@ window.addEventListener('load', function () {
 
 def table_html(t: Table) -> str:
     aligns = _aligns(t)
-    out = ['<table class="m1-table">']
+    out = ['<div class="m1-scroll"><table class="m1-table">']
     if t.caption:
         out.append(f"<caption>{html.escape(t.caption)}</caption>")
     out.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.headers) + "</tr></thead><tbody>")
@@ -155,7 +156,7 @@ def table_html(t: Table) -> str:
         cls = f' class="{html.escape(t.row_classes[i])}"' if t.row_classes and t.row_classes[i] else ""
         out.append(f"<tr{cls}>" + "".join(f'<td class="{a}">{html.escape(cell(c))}</td>' for a, c in zip(aligns, row))
                    + "</tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return "\n".join(out)
 
 

@@ -6,6 +6,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from importlib import metadata
 from typing import Any
 
@@ -57,19 +58,30 @@ def _memory_gb() -> float | None:
     return None
 
 
-def _gpus() -> tuple[list[dict[str, Any]], str | None]:
-    """GPUs as torch sees them (no CUDA initialisation when torch was never told about a GPU)."""
+def _nvidia_smi(*fields: str) -> list[list[str]]:
+    if not shutil.which("nvidia-smi"):
+        return []
     try:
-        import torch
-    except ImportError:
-        return [], None
-    if not torch.cuda.is_available():
-        return [], None
-    gpus = []
-    for i in range(torch.cuda.device_count()):
-        p = torch.cuda.get_device_properties(i)
-        gpus.append({"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1)})
-    return gpus, torch.version.cuda
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [[c.strip() for c in line.split(",")] for line in out.splitlines() if line.strip()]
+
+
+def _gpus() -> tuple[list[dict[str, Any]], str | None]:
+    """GPUs as torch sees them when the run imported torch (the reference engine), else as nvidia-smi
+    lists them (a report written by a process that never loaded torch: no 10 s import for it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        gpus = []
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            gpus.append({"name": p.name, "memory_gb": round(p.total_memory / 2**30, 1)})
+        return gpus, torch.version.cuda
+    gpus = [{"name": name, "memory_gb": round(float(mem) / 1024, 1) if mem.replace(".", "").isdigit() else None}
+            for name, mem in _nvidia_smi("name", "memory.total")]
+    return gpus, (torch.version.cuda if torch is not None else None)
 
 
 def _gpu_driver() -> str | None:
@@ -80,14 +92,8 @@ def _gpu_driver() -> str | None:
                     return tok
     except OSError:
         pass
-    if shutil.which("nvidia-smi"):
-        try:
-            out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=20).stdout.split()
-            return out[0] if out else None
-        except (OSError, subprocess.SubprocessError):
-            return None
-    return None
+    rows = _nvidia_smi("driver_version")
+    return rows[0][0] if rows else None
 
 
 def hardware() -> dict[str, Any]:

@@ -35,7 +35,7 @@ def bootstrap_delta(base: np.ndarray, cand: np.ndarray, iters: int = BOOTSTRAP_I
     bootstrap distribution shifted to mean zero: how often a null difference is as large)."""
     d = cand - base
     mean = float(d.mean())
-    if np.all(d == d[0]):  # no spread: the difference is exact
+    if np.ptp(d) <= 1e-12:  # no spread: the difference is exact
         return mean, (mean, mean), (1.0 if mean == 0 else 0.0)
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, len(d), size=(iters, len(d)))].mean(axis=1)

@@ -1,0 +1,159 @@
+"""The CI regression gate's model and data: the `tiny` preset trained on CPU to answer single-digit
+additions in M1's math format (`\\boxed{n}`), so that the gate has a score to lose. The seeded
+random `tiny` checkpoint scores 0 everywhere, and a checkpoint that scores 0 cannot regress.
+
+    python -m m1bench.harness.reports.gate_model problems reports/tiny/gate_problems.jsonl
+    python -m m1bench.harness.reports.gate_model train reports/tiny/tiny-gate
+    python -m m1bench.harness.reports.gate_model perturb reports/tiny/tiny-gate /tmp/degraded --scale 0.5
+
+The evaluation itself is an ordinary run of the AIME suite (its prompt, math-verify grading) on
+these problems: reports/tiny/gate.toml.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from m1bench.suites.aime import MATH_SYSTEM_PROMPT
+
+console = Console(stderr=True)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def all_problems() -> list[dict[str, str]]:
+    return [{"id": f"add-{a}-{b}", "problem": f"What is {a} + {b}?", "answer": str(a + b)}
+            for a in range(10) for b in range(10)]
+
+
+def gate_problems(n: int = 50, seed: int = 0) -> list[dict[str, str]]:
+    """The problems the gate evaluates: a fixed seeded subset of the training problems."""
+    probs = all_problems()
+    random.Random(seed).shuffle(probs)
+    return sorted(probs[:n], key=lambda p: p["id"])
+
+
+def _examples(tokenizer) -> list[tuple[list[int], list[int]]]:
+    out = []
+    for p in all_problems():
+        prompt = tokenizer.render_chat([{"role": "system", "content": MATH_SYSTEM_PROMPT},
+                                        {"role": "user", "content": p["problem"]}], add_generation_prompt=True)
+        out.append((tokenizer.encode(prompt), tokenizer.encode(f"\\boxed{{{p['answer']}}}") + [tokenizer.eos_token_id]))
+    return out
+
+
+def train(out_dir: str | Path, *, steps: int = 400, batch_size: int = 16, lr: float = 3e-3, seed: int = 0,
+          target_loss: float = 0.005) -> Path:
+    """Teacher-forced training of the answer tokens from the seeded tiny checkpoint; stops early once
+    the running loss is below target_loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from m1bench.model.checkpoint import load_model, save_checkpoint
+    from m1bench.model.tiny import create_checkpoint
+    from m1bench.model.tokenizer import load_tokenizer
+
+    out = Path(out_dir)
+    create_checkpoint(out)  # seeded random weights + the byte tokenizer
+    model, tok = load_model(out), load_tokenizer(out)
+    data = _examples(tok)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20))
+    model.train()
+    running, t0 = None, time.perf_counter()
+    for step in range(steps):
+        batch = rng.sample(data, batch_size)
+        width = max(len(p) + len(a) for p, a in batch)
+        ids = torch.zeros(batch_size, width, dtype=torch.long)
+        mask = torch.zeros(batch_size, width, dtype=torch.long)
+        labels = torch.full((batch_size, width), -100)
+        for i, (p, a) in enumerate(batch):  # left padding, as the engine batches prompts
+            seq, pad = p + a, width - len(p) - len(a)
+            ids[i, pad:], mask[i, pad:] = torch.tensor(seq), 1
+            labels[i, pad + len(p) - 1: width - 1] = torch.tensor(a)  # position t predicts token t+1
+        # The model's cache writes the lightning state in place after using it; saving copies of the
+        # tensors autograd keeps makes that harmless for training.
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: t.clone(), lambda t: t):
+            logits = model(ids, attention_mask=mask)
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.9 * running + 0.1 * loss.item()
+        if step % 10 == 0:
+            console.print(f"step {step:4d}  loss {loss.item():.4f}  running {running:.4f}  {time.perf_counter() - t0:.0f}s")
+        if step >= 50 and running < target_loss:
+            break
+    model.eval()
+    save_checkpoint(model, out)
+    (out / "TRAINING.json").write_text(json.dumps({
+        "what": "tiny preset trained on single-digit additions for the CI regression gate",
+        "code": "m1bench.harness.reports.gate_model.train", "steps": step + 1, "batch_size": batch_size, "lr": lr,
+        "seed": seed, "final_running_loss": round(running, 6)}, indent=2) + "\n")
+    console.print(f"trained {step + 1} steps (running loss {running:.4f}) -> {out}")
+    return out
+
+
+def perturb(src: str | Path, dst: str | Path, *, scale: float = 0.5, seed: int = 0) -> Path:
+    """A deliberately degraded copy: every weight matrix gets N(0, (scale · its own std)²) noise."""
+    import torch
+
+    from m1bench.model.checkpoint import load_model, save_checkpoint
+
+    src, dst = Path(src), Path(dst)
+    model = load_model(src)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() >= 2:
+                p.add_(torch.randn(p.shape, generator=g) * (scale * p.float().std()))
+    dst.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(model, dst)
+    for name in TOKENIZER_FILES:
+        if (src / name).exists():
+            shutil.copyfile(src / name, dst / name)
+    return dst
+
+
+def write_problems(path: str | Path, n: int = 50) -> Path:
+    path = Path(path)
+    path.write_text("".join(json.dumps(p) + "\n" for p in gate_problems(n)))
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m m1bench.harness.reports.gate_model", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train the gate checkpoint into OUT")
+    t.add_argument("out")
+    t.add_argument("--steps", type=int, default=400)
+    t.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("perturb", help="write a degraded copy of a checkpoint (Gaussian noise on the weights)")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--scale", type=float, default=0.5, help="noise std relative to each weight matrix's std")
+    p.add_argument("--seed", type=int, default=0)
+    q = sub.add_parser("problems", help="write the gate's problems (JSONL: id, problem, answer)")
+    q.add_argument("out")
+    q.add_argument("-n", type=int, default=50)
+    args = ap.parse_args(argv)
+    if args.cmd == "train":
+        train(args.out, steps=args.steps, seed=args.seed)
+    elif args.cmd == "perturb":
+        console.print(f"degraded checkpoint: {perturb(args.src, args.dst, scale=args.scale, seed=args.seed)}")
+    else:
+        console.print(f"gate problems: {write_problems(args.out, args.n)}")
+
+
+if __name__ == "__main__":
+    main()
