@@ -20,7 +20,7 @@ from . import flops as F
 from .provenance import environment, provenance_line
 from .spec import NAMED, load_spec
 
-console = Console(width=None if sys.stdout.isatty() else 120)  # tables stay readable in logs
+console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable in logs
 BENCH = Path("reports/bench")
 PAPER_CLAIM = {65536: "< 50%", 100_000: "about 25%"}  # MiniMax-M1 paper, Figure 1 (right)
 
@@ -209,7 +209,7 @@ def cmd_latency(args):
     settings = {"preset": args.preset, "dtype": args.dtype, "device": str(device), "warmup": args.warmup,
                 "repeats": args.repeats, "decode_warmup": 2, "decode_steps": args.decode_steps,
                 "chunk": args.chunk or "auto", "contexts": args.contexts, "twin_max_context": args.twin_max_context,
-                "single_run_after_s": args.single_run_after_s, "batch_size": 1,
+                "single_run_from": args.single_run_from, "batch_size": 1,
                 "attention_mask": ("profiling.latency.linear_attention_mask (same values, O(T*S) memory)"
                                    if args.linear_mask else "model.cache.InferenceCache.attention_mask")}
     results, kernels = {}, []
@@ -246,29 +246,41 @@ def cmd_latency(args):
             with patched_attention_mask(args.linear_mask):
                 model_latency(model, contexts, warmup=args.warmup, repeats=args.repeats,
                               decode_steps=args.decode_steps, chunk=args.chunk or None,
-                              time_budget_s=args.time_budget_s, single_run_after_s=args.single_run_after_s,
+                              time_budget_s=args.time_budget_s, single_run_from=args.single_run_from,
                               on_context=on_context)
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
         models.clear()
-    speedups = _speedups(results)
+    _report_latency(json.loads(stem.with_suffix(".json").read_text()), stem)
 
-    table = Table(title=f"Model latency: {args.preset} preset, {args.dtype}, {env['device']}")
-    for col in ("model", "context", "prefill s (median)", "prefill spread", "prefill tok/s", "decode ms/token",
-                "decode spread", "note"):
+
+def cmd_replot(args):
+    stem = Path(args.json).with_suffix("")
+    _report_latency(json.loads(Path(args.json).read_text()), stem)
+
+
+def _report_latency(payload: dict, stem: Path):
+    """Tables and plots of a latency JSON (also for one measured elsewhere, e.g. on the device machine)."""
+    env, settings, results, kernels = payload["environment"], payload["settings"], payload["model"], payload["kernels"]
+    speedups = _speedups(results)
+    table = Table(title=f"Model latency: {settings['preset']} preset, {settings['dtype']}, {env['device']} "
+                        "(runs = prefill warm-up+recorded / decode warm-up+recorded)")
+    for col in ("model", "context", "chunk", "runs", "prefill s (median)", "prefill min..max", "prefill tok/s",
+                "decode ms/token", "decode min..max"):
         table.add_column(col, justify="right")
     for name, rows in results.items():
         for r in rows:
             if "error" in r:
-                table.add_row(name, f"{r['context']:,}", "-", "-", "-", "-", "-", r["error"][:60])
+                table.add_row(name, f"{r['context']:,}", str(r.get("chunk", "")), "-", r["error"][:60], "-", "-", "-", "-")
                 continue
             p, d = r["prefill_s"], r["decode_s"]
-            table.add_row(name, f"{r['context']:,}", f"{p['median']:.4g}", f"{p['min']:.3g}..{p['max']:.3g}",
+            runs = f"{r.get('warmup', '?')}+{r.get('repeats', '?')} / {r.get('decode_warmup', '?')}+{r.get('decode_steps', '?')}"
+            table.add_row(name, f"{r['context']:,}", str(r.get("chunk", "")), runs, f"{p['median']:.4g}",
+                          f"{p['min']:.3g}..{p['max']:.3g}",
                           f"{r['prefill_tok_per_s']:,.0f}", f"{d['median'] * 1e3:.4g}",
-                          f"{d['min'] * 1e3:.3g}..{d['max'] * 1e3:.3g}", "")
+                          f"{d['min'] * 1e3:.3g}..{d['max'] * 1e3:.3g}")
     console.print(table)
-    speedups = _speedups(results)
     if speedups:
         st = Table(title="Hybrid speed-up over the softmax twin (twin time / hybrid time)")
         for col in ("context", "prefill", "decode step"):
@@ -286,7 +298,7 @@ def cmd_latency(args):
         console.print(kt)
 
     from .plots import kernel_curves, latency_curves
-    prov = provenance_line(env, f"{args.preset} preset, {args.dtype}, batch 1")
+    prov = provenance_line(env, f"{settings['preset']} preset, {settings['dtype']}, batch 1")
     curves = {name: {"context": [r["context"] for r in rows if "error" not in r],
                      "prefill_s": [r["prefill_s"]["median"] for r in rows if "error" not in r],
                      "decode_s": [r["decode_s"]["median"] for r in rows if "error" not in r]}
@@ -294,7 +306,8 @@ def cmd_latency(args):
     plots = latency_curves(curves, stem, prov) if any(c["context"] for c in curves.values()) else []
     if kernels:
         plots += kernel_curves(kernels, stem.with_name(stem.name + "_kernels"), prov)
-    save(plots=[str(p) for p in plots])
+    payload["plots"] = [str(p) for p in plots]
+    _write_json(stem.with_suffix(".json"), payload)
     console.print(f"wrote {stem.with_suffix('.json')}" + (f" and {', '.join(map(str, plots))}" if plots else ""))
 
 
@@ -409,8 +422,8 @@ def add_parser(subparsers):
     lat.add_argument("--linear-mask", action="store_true",
                      help="build the softmax layers' attention mask in O(T*S) instead of the cache's O(S^2) "
                           "(identical values; needed beyond ~128K tokens)")
-    lat.add_argument("--single-run-after-s", type=float, default=float("inf"),
-                     help="once a prefill takes longer than this, longer contexts get no warm-up and one run")
+    lat.add_argument("--single-run-from", type=lambda s: _ints(s)[0], default=None,
+                     help="contexts from this length on get no warm-up and one recorded prefill")
     lat.add_argument("--time-budget-s", type=float, default=float("inf"),
                      help="stop growing the context once one length takes longer than this")
     lat.add_argument("--kernel-contexts", type=_ints, default=[], help="kernel-level lengths (empty: skip)")
@@ -421,6 +434,12 @@ def add_parser(subparsers):
     lat.add_argument("--seed", type=int, default=0)
     lat.add_argument("--out", default=None, help="output stem (default reports/bench/profile_latency_<device>)")
     lat.set_defaults(func=_latency_defaults)
+
+    r = sub.add_parser("replot", help="tables and plots of a latency JSON measured elsewhere (e.g. on a GPU machine)",
+                       description="Re-render the tables and PNG/SVG plots of a `profile latency` JSON file "
+                                   "(written next to it).")
+    r.add_argument("json", help="a profile_latency JSON file")
+    r.set_defaults(func=cmd_replot)
 
     s = sub.add_parser("server", help="TTFT, TPOT, e2e latency and throughput of an OpenAI-compatible endpoint",
                        description="Stream requests of several prompt lengths at several concurrency levels to an "

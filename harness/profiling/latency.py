@@ -113,12 +113,11 @@ def _prefill(model, ids: torch.Tensor, chunk: int, extra: int):
 @torch.no_grad()
 def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int = 3, decode_warmup: int = 2,
                   decode_steps: int = 8, chunk: int | None = 8192, time_budget_s: float = float("inf"),
-                  single_run_after_s: float = float("inf"), on_context: Callable[[dict], None] | None = None,
+                  single_run_from: int | None = None, on_context: Callable[[dict], None] | None = None,
                   seed: int = 0) -> list[dict]:
     """For each context length L: prefill time of L tokens (fresh cache, chunked; chunk None = auto_chunk),
-    then the time of each of `decode_steps` single-token steps at context ~L. Once a prefill takes longer
-    than `single_run_after_s`, longer contexts get no warm-up and one recorded prefill (each row records
-    its counts). Stops growing L after an out-of-memory error or once one length took longer than
+    then the time of each of `decode_steps` single-token steps at context ~L. Contexts from
+    `single_run_from` on get no warm-up and one recorded prefill (each row records its counts). Stops growing L after an out-of-memory error or once one length took longer than
     `time_budget_s` in all."""
     device, vocab = model.device, model.config.vocab_size
     gen = torch.Generator().manual_seed(seed)
@@ -127,6 +126,8 @@ def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int =
         ids = torch.randint(0, vocab, (1, L), generator=gen).to(device)
         step_ids = torch.randint(0, vocab, (1, decode_warmup + decode_steps), generator=gen).to(device)
         step_chunk = chunk or auto_chunk(model.config, L)
+        if single_run_from is not None and L >= single_run_from:
+            warmup, repeats = 0, 1
         row = {"context": L, "chunk": step_chunk, "warmup": warmup, "repeats": repeats,
                "decode_warmup": decode_warmup, "decode_steps": decode_steps}
         t0 = time.perf_counter()
@@ -161,8 +162,6 @@ def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int =
             on_context(row)
         if "error" in row or row["wall_s"] > time_budget_s:
             break
-        if row["prefill_s"]["median"] > single_run_after_s:
-            warmup, repeats = 0, 1
     return rows
 
 
