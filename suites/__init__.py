@@ -6,7 +6,7 @@ import importlib
 from m1bench.suites.base import Suite
 
 SUITES: dict[str, type[Suite]] = {}
-_MODULES = ("aime", "livecodebench", "lm_eval_tasks", "openai_mrcr", "mrcr", "tau_bench_suite")
+_MODULES = ("aime", "livecodebench", "lm_eval_tasks", "openai_mrcr", "mrcr", "tau_bench_suite", "swebench_suite")
 
 
 def register(cls: type[Suite]) -> type[Suite]:
