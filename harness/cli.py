@@ -5,7 +5,7 @@ import importlib
 from .. import __version__
 
 # Modules (relative to m1bench.harness) that contribute subcommands.
-COMMAND_MODULES = ["model_cmd", "demo_cmd", "run_cmd", "profiling.cli", "reports.commands", "rl.experiment"]
+COMMAND_MODULES = ["model_cmd", "demo_cmd", "run_cmd", "profiling.cli", "reports.commands", "rl.experiment", "serving.serve_cmd"]
 
 
 def build_parser() -> argparse.ArgumentParser:
