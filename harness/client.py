@@ -37,7 +37,7 @@ def make_client(model_cfg: Any) -> Client:
 
         return EngineClient.from_checkpoint(
             model_cfg.checkpoint, dtype=model_cfg.dtype, device=model_cfg.device,
-            batch_size=model_cfg.batch_size,
+            batch_size=model_cfg.batch_size, routing_stats=model_cfg.routing_stats,
         )
     from m1bench.harness.openai_client import OpenAIClient
 

@@ -45,6 +45,7 @@ _TABLES: dict[str, dict[str, Option]] = {
         "dtype": Option(str, "float32", "reference engine dtype", choices=("float32", "bfloat16", "float16")),
         "device": Option(str, "cpu", "reference engine device"),
         "batch_size": Option(int, 8, "reference engine: requests generated together"),
+        "routing_stats": Option(bool, False, "reference engine: record per-request expert-routing statistics"),
         "name": Option(str, None, "openai: the served model name"),
         "endpoints": Option(list, [], "openai: base URLs (…/v1) of the replicas"),
         "api_key_env": Option(str, "OPENAI_API_KEY", "openai: environment variable holding the API key"),
@@ -83,6 +84,7 @@ class ModelConfig:
     dtype: str
     device: str
     batch_size: int
+    routing_stats: bool
     name: str | None
     endpoints: list[str]
     api_key_env: str

@@ -19,8 +19,9 @@ from m1bench.harness.types import Completion, Request
 
 class EngineClient:
     def __init__(self, model: Any, tokenizer: Any, model_id: str, batch_size: int = 8,
-                 info: dict[str, Any] | None = None):
+                 info: dict[str, Any] | None = None, routing_stats: bool = False):
         self.model, self.tokenizer = model, tokenizer
+        self.routing_stats = routing_stats  # per-request expert-routing summaries in the completions
         self.model_id = model_id
         self.batch_size = batch_size
         self.info = info or {}
@@ -29,7 +30,7 @@ class EngineClient:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str, dtype: str = "float32", device: str = "cpu",
-                        batch_size: int = 8) -> "EngineClient":
+                        batch_size: int = 8, routing_stats: bool = False) -> "EngineClient":
         import torch
 
         from m1bench.model.checkpoint import load_model
@@ -50,7 +51,8 @@ class EngineClient:
         return cls(model, tokenizer, model_id=f"reference:{fp.removeprefix('sha256:')[:16]}", batch_size=batch_size,
                    info={"engine": "reference", "checkpoint": str(path), "checkpoint_hash": fp,
                          "dtype": dtype, "device": device, "batch_size": batch_size,
-                         "torch": torch.__version__})
+                         "routing_stats": routing_stats, "torch": torch.__version__},
+                   routing_stats=routing_stats)
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "reference", "model_id": self.model_id, **self.info}
@@ -92,7 +94,8 @@ class EngineClient:
                                  top_p=r.sampling.top_p, top_k=r.sampling.top_k, seed=r.sampling.seed,
                                  stop=tuple(r.sampling.stop)) for r in requests]
         started = time.perf_counter()
-        gens = generate(self.model, self.tokenizer, prompts, params)
+        recorder = self.model.routing_recorder() if self.routing_stats else None
+        gens = generate(self.model, self.tokenizer, prompts, params, routing=recorder)
         return [(g, started) for g in gens]
 
     @staticmethod
@@ -104,7 +107,7 @@ class EngineClient:
             finish = "tool_calls"
         return Completion(text=answer, reasoning=reasoning, tool_calls=calls, finish_reason=finish,
                           prompt_tokens=gen.prompt_tokens, completion_tokens=len(gen.token_ids),
-                          ttft_s=(started - t0) + gen.prefill_s, total_s=done - t0)
+                          ttft_s=(started - t0) + gen.prefill_s, total_s=done - t0, routing=gen.routing)
 
     async def aclose(self) -> None:
         if self._worker is not None:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from m1bench import __version__
 from m1bench.harness.metrics import Outcome
+from m1bench.model.routing import aggregate as aggregate_routing
 
 if TYPE_CHECKING:
     from m1bench.harness.runner import Runner
@@ -58,7 +59,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
     by_problem: dict[str, list[Outcome]] = defaultdict(list)
     req_errors, counts = Counter(), Counter()
     prompt_tok = completion_tok = 0
-    ttft, tpot = [], []
+    ttft, tpot, routing = [], [], []
     for it in items:
         rec = runner.records.get(it.hash)
         if rec is None:
@@ -74,6 +75,8 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
             ttft.append(c["ttft_s"])
         if c.get("tpot_s") is not None:
             tpot.append(c["tpot_s"])
+        if c.get("routing"):
+            routing.append(c["routing"])
         counts["truncated"] += c["finish_reason"] == "length"
         counts["empty_answer"] += not c["text"].strip()
         if rec["score"] is None:
@@ -93,6 +96,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
         "tokens": {"prompt": prompt_tok, "completion": completion_tok},
         "latency": {"mean_ttft_s": _mean(ttft), "mean_tpot_s": _mean(tpot)},
         "per_problem": {pid: {"n": len(v), "correct": sum(o.correct for o in v)} for pid, v in by_problem.items()},
+        **({"routing": aggregate_routing(routing)} if routing else {}),
     }
 
 

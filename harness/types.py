@@ -68,6 +68,7 @@ class Completion:
     total_s: float = 0.0
     token_times: list[float] = field(default_factory=list)  # seconds since request start, per token/chunk
     endpoint: str | None = None
+    routing: dict[str, Any] | None = None  # expert-routing summary (m1bench.model.routing), when asked for
     trajectory: list[dict[str, Any]] | None = None  # episodic suites: every step of the episode (messages, tool calls, results)
 
     @property

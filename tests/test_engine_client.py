@@ -30,7 +30,7 @@ def req(i, **kw):
 def test_batches_and_conversions(monkeypatch):
     batches = []
 
-    def fake_generate(model, tok, prompts, params):
+    def fake_generate(model, tok, prompts, params, routing=None):
         batches.append((prompts, params))
         time.sleep(0.03)  # the prefill + decode time it reports below
         outs = []
@@ -62,7 +62,7 @@ def test_batches_and_conversions(monkeypatch):
 
 
 def test_engine_failure_is_a_request_error(monkeypatch):
-    def broken(model, tok, prompts, params):
+    def broken(model, tok, prompts, params, routing=None):
         raise RuntimeError("CUDA out of memory")
 
     monkeypatch.setattr(gen_mod, "generate", broken)

@@ -115,3 +115,27 @@ def test_generate_cli_resumes_a_saved_prefill(tiny_dir, tmp_path, monkeypatch):
     saved = main(base + ["--save-state", str(state)])
     resumed = main(base + ["--resume-state", str(state)])
     assert state.exists() and fresh.token_ids == saved.token_ids == resumed.token_ids
+
+
+def test_run_with_routing_stats_aggregates_per_suite_and_plots(tiny_dir, tmp_path):
+    import asyncio
+    import json
+
+    from rich.console import Console
+
+    from m1bench.harness.config import load_config
+    from m1bench.harness.routing_report import plot_heatmap, utilisation
+    from m1bench.harness.runner import Runner
+
+    def edit(raw):
+        raw["run"]["output_dir"] = str(tmp_path / "run")
+        raw["model"].update(checkpoint=str(tiny_dir), routing_stats=True)
+        raw["sampling"]["max_tokens"] = 4
+        raw["suites"] = {"aime2024": raw["suites"]["aime2024"] | {"limit": 2, "samples": 1}}
+    results = asyncio.run(Runner(load_config(None, edit), console=Console(file=open("/dev/null", "w"))).run())
+    routing = results["suites"]["aime2024"]["routing"]
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    per_request = [r["completion"]["routing"] for r in records]
+    assert len(per_request) == 2 and routing["tokens"] == sum(r["tokens"] for r in per_request)
+    assert abs(utilisation(routing).sum(1) - 1).max() < 1e-9
+    assert plot_heatmap(routing, tmp_path / "routing.png").stat().st_size > 1000
