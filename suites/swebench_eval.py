@@ -118,7 +118,7 @@ def evaluate_docker(row: dict[str, Any], patch: str, model: str, work: Path, tim
     run_id = f"m1bench-{_digest(iid, patch)}"
     for sub in ("instances", "predictions", "harness"):
         (d / sub).mkdir(parents=True, exist_ok=True)
-    instances = d / "instances" / f"{iid}.json"
+    instances = d / "instances" / f"{run_id}.json"
     instances.write_text(json.dumps([row], default=str))
     preds = d / "predictions" / f"{run_id}.jsonl"
     preds.write_text(json.dumps(prediction(iid, model, patch)) + "\n")

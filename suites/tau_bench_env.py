@@ -252,11 +252,12 @@ def tau_bench_domain(env_name: str, task_split: str, suite: str, opts: dict[str,
         return get_env(env_name, user_strategy="human", user_model="none", task_split=task_split, **extra)
 
     env = make_env()
+    user_prompt = _tau_user_prompt()
     return Domain(name=env_name, make_env=make_env, make_action=lambda n, kw: TauAction(name=n, kwargs=kw),
                   tasks=list(env.tasks), wiki=env.wiki, tools_info=list(env.tools_info),
                   info={**_facts(env, f"tau_bench:{env_name}/{task_split}", _tau_bench_version()),
-                        "user_prompt": "tau_bench" if _tau_user_prompt() else "m1bench"},
-                  user_prompt=_tau_user_prompt())
+                        "user_prompt": "tau_bench" if user_prompt else "m1bench"},
+                  user_prompt=user_prompt)
 
 
 def _tau_user_prompt() -> Callable[[str], str] | None:

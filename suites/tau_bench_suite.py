@@ -17,7 +17,8 @@ from m1bench.suites.base import Option, Problem, Score, Suite
 from m1bench.suites.source import DataError
 from m1bench.suites.tau_bench_agent import agent_system_prompt, replay, run_episode
 from m1bench.suites.tau_bench_env import SUCCESS_MIN, Domain, local_domain, tau_bench_domain
-from m1bench.suites.tau_bench_user import SAME_AS_AGENT, UserSimulator, default_user_prompt, make_user_client
+from m1bench.suites.tau_bench_user import (SAME_AS_AGENT, UserSimulator, check_user_endpoint, default_user_prompt,
+                                           make_user_client)
 
 _OPTIONS: dict[str, Option] = {
     "max_steps": Option(int, 40, "agent steps (model calls) per episode; the M1 paper: 40"),
@@ -62,6 +63,7 @@ class TauBench(Suite):
     def load(self, opts: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
         if opts["max_steps"] < 1:
             raise DataError(f"suites.{self.name}.max_steps: must be >= 1, got {opts['max_steps']}")
+        check_user_endpoint(opts, f"suites.{self.name}")
         d = self._get_domain(opts)
         system = agent_system_prompt(d.wiki, opts["m1_system_prompt"])
         problems = [Problem(id=str(i), messages=[{"role": "system", "content": system}], target=None,

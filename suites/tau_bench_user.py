@@ -15,6 +15,7 @@ from typing import Any
 from m1bench.harness.client import Client, RequestError
 from m1bench.harness.types import Request, Sampling
 from m1bench.suites.base import sub_seed
+from m1bench.suites.source import DataError
 from m1bench.suites.tau_bench_env import STOP_TOKEN
 
 GREETING = "Hi! How can I help you today?"
@@ -33,6 +34,18 @@ def default_user_prompt(instruction: str) -> str:
         "- Do not repeat the instruction word for word; say it in your own words.\n"
         "- Keep the conversation natural and stay in the persona the instruction describes."
     )
+
+
+def check_user_endpoint(opts: dict[str, Any], where: str) -> None:
+    """Before any request: the endpoint is a URL (or the model under test), and OpenAI's own API has its key."""
+    url = opts["user_endpoint"]
+    if url == SAME_AS_AGENT:
+        return
+    if not url.startswith(("http://", "https://")):
+        raise DataError(f"{where}.user_endpoint: expected an http(s) base URL or {SAME_AS_AGENT!r}, got {url!r}")
+    if "api.openai.com" in url and not os.environ.get(opts["user_api_key_env"]):
+        raise DataError(f"{where}.user_api_key_env: the user simulator at {url} needs an API key in "
+                        f"${opts['user_api_key_env']}, which is not set")
 
 
 def make_user_client(opts: dict[str, Any], agent: Client) -> tuple[Client, bool]:

@@ -309,6 +309,9 @@ def test_missing_tau_bench_says_how_to_install(tmp_path, monkeypatch, fresh_tau_
     ({"data": None}, r"suites.tau-custom.data: a domain file"),
     ({"data": "/nonexistent/domain.py"}, r"no such domain file"),
     ({"max_steps": 0}, r"suites.tau-custom.max_steps: must be >= 1"),
+    ({"user_endpoint": "localhost:8000"}, r"suites.tau-custom.user_endpoint: expected an http\(s\) base URL"),
+    ({"user_endpoint": "https://api.openai.com/v1", "user_api_key_env": "M1BENCH_TEST_UNSET_KEY"},
+     r"suites.tau-custom.user_api_key_env: .* needs an API key in \$M1BENCH_TEST_UNSET_KEY"),
 ])
 def test_bad_setup_fails_before_any_request(tmp_path, opts, match):
     with pytest.raises(DataError, match=match):
