@@ -1,6 +1,7 @@
 """Per-batch inference state: the fp32 (H, d, d) state of every lightning layer and the KV cache of
 every softmax layer, plus which cached positions are real tokens (left padding) and their positions."""
 import torch
+from torch.nn.attention.bias import causal_lower_right
 
 from .config import M1Config
 
@@ -16,6 +17,7 @@ class InferenceCache:
         self.values = {l: torch.empty(kv_shape, dtype=dtype, device=device) for l in config.softmax_layers}
         self.real = torch.zeros(batch_size, capacity, dtype=torch.bool, device=device)  # real token, not pad
         self.length = 0  # positions fed so far (pads included); the same for every row
+        self.padded = False  # any pad so far? Without pads the causal mask needs no tensor at all
         self.num_real = torch.zeros(batch_size, dtype=torch.long, device=device)
 
     @property
@@ -25,6 +27,7 @@ class InferenceCache:
     def begin(self, token_mask: torch.Tensor) -> torch.Tensor:
         """Register the next chunk's token mask [B, T]; returns each token's RoPE position [B, T]."""
         T = token_mask.shape[1]
+        self.padded = self.padded or not bool(token_mask.all())
         self._reserve(self.length + T)
         self.real[:, self.length:self.length + T] = token_mask
         positions = self.num_real[:, None] + token_mask.long().cumsum(1) - 1
@@ -52,15 +55,19 @@ class InferenceCache:
         self.values[layer][:, start:start + T] = v
         return self.keys[layer][:, :start + T], self.values[layer][:, :start + T]
 
-    def attention_mask(self, T: int) -> torch.Tensor:
-        """[B, 1, T, S] boolean: causal over all fed positions, pads never attended to."""
+    def attention_mask(self, T: int):
+        """Mask for SDPA over the S = length fed so far. Unpadded: nothing for one query, else a lazy
+        causal bias aligned to the last key (flash/efficient kernels, no [T, S] tensor, so 1M-token
+        contexts fit). Padded: a [B, 1, T, S] boolean mask, causal and never attending to pads."""
         start, _ = self._chunk
         S = start + T
-        q_pos = torch.arange(start, S, device=self.real.device)
-        causal = torch.arange(S, device=self.real.device)[None, :] <= q_pos[:, None]
-        mask = causal[None] & self.real[:, None, :S]
+        if not self.padded:
+            return None if T == 1 else causal_lower_right(T, S)
+        q_pos = torch.arange(start, S, device=self.real.device)[:, None]
+        k_pos = torch.arange(S, device=self.real.device)[None, :]
+        mask = (k_pos <= q_pos)[None] & self.real[:, None, :S]
         # A pad query attends to nothing, which would give NaN; let it see itself (its output is ignored).
-        return (mask | torch.eye(S, device=mask.device, dtype=torch.bool)[start:S][None])[:, None]
+        return (mask | (k_pos == q_pos)[None])[:, None]
 
     def select(self, rows: torch.Tensor):
         """Keep only `rows` of the batch (finished sequences leave the batch)."""

@@ -5,7 +5,7 @@
   rss         peak RSS of the harness (load -> plan -> hash -> send -> grade -> record) for one
               1M-token request, with a client that prepares the prompt exactly as the reference
               engine does (chat template, token ids, tensor) but runs no model
-  gpu         both MRCR suites through the runner and the reference engine (LongContextCache) on a
+  gpu         both MRCR suites through the runner and the reference engine (lazy causal bias, no mask) on a
               GPU at 128K and 1M tokens: time, GPU and host memory, scores, per request
 
     python -m m1bench.suites.mrcr_bench generator --out reports/bench/mrcr_generator.json
@@ -140,16 +140,28 @@ class PromptOnlyClient:
         pass
 
 
+class WholeTextEncoder:
+    """The tokenizer encoding the whole prompt in one call (what ChatTokenizer.encode avoids), for comparison."""
+
+    def __init__(self, tokenizer: Any):
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+    def encode(self, text: str) -> list[int]:
+        return self._tokenizer.tokenizer.encode(text, add_special_tokens=False).ids
+
+
 def _rss_child(data: str, tokenizer_dir: str, out_dir: str, chunked: bool) -> dict[str, Any]:
     from rich.console import Console
 
     from m1bench.harness.config import validate
-    from m1bench.harness.long_context import ChunkedEncoder
     from m1bench.harness.runner import Runner
     from m1bench.model.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
-    client = PromptOnlyClient(ChunkedEncoder(tok) if chunked else tok)
+    client = PromptOnlyClient(tok if chunked else WholeTextEncoder(tok))
     cfg = validate({"run": {"output_dir": out_dir}, "sampling": {"max_tokens": 16},
                     "suites": {"mrcr": {"data": data, "lengths": [ONE_M], "needles": [8], "per_cell": 1,
                                         "model": tokenizer_dir}}})
@@ -214,13 +226,13 @@ def bench_rss(args: argparse.Namespace) -> dict[str, Any]:
                      "preparation as the reference engine does it; no forward pass)",
         "machine": machine(), "prompt_tokens": meta["n_tokens"], "prompt_chars_mib": meta["n_chars"] / MIB,
         "row_file_mib": row_bytes / MIB, "records_file_mib": records / MIB,
-        "stock_engine_encode": variants["stock"], "long_context_chunked_encode": variants["chunked"],
+        "whole_text_encode": variants["stock"], "engine_encode_by_message": variants["chunked"],
         "note": ("harness_prompt_copies = (peak before the prompt is rendered - baseline) / prompt size: what the "
                  "runner and the suite hold (the parsed messages, the transient JSON of the request hash). "
                  "The rest of the peak is the reference engine's prompt preparation: the rendered chat text, "
                  "and above all the `tokenizers` Encoding of 1M tokens (ids, offsets, token strings, masks) "
-                 "before its ids become a Python list and a tensor: `stock` encodes the whole prompt at once as "
-                 "EngineClient does, `chunked` message by message as long_context_client does (same ids)."),
+                 "before its ids become a Python list and a tensor: `whole_text` encodes the prompt in one call, "
+                 "`by_message` is ChatTokenizer.encode, message by message (same ids)."),
     }
 
 
@@ -237,7 +249,7 @@ def bench_gpu(args: argparse.Namespace) -> dict[str, Any]:
     from m1bench.suites import mrcr_report
     from m1bench.suites.mrcr_tokens import TokenizerUnavailable, load_o200k
 
-    report: dict[str, Any] = {"benchmark": "MRCR suites through the runner + reference engine (LongContextCache)",
+    report: dict[str, Any] = {"benchmark": "MRCR suites through the runner + reference engine (lazy causal bias, no mask)",
                               "machine": machine(), "torch": torch.__version__, "preset": args.preset,
                               "device": args.device, "dtype": args.dtype, "requests": [], "phases": {}}
     if args.device == "cuda":

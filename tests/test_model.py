@@ -113,3 +113,18 @@ def test_parameter_counts_match_the_paper():
         counts = M1ForCausalLM(preset("m1")).num_parameters()
     assert round(counts["total"] / 1e9) == 456  # "456 billion parameters"
     assert round(counts["active_per_token"] / 1e9, 1) == 45.9  # "45.9 billion activated per token"
+
+
+def test_unpadded_lazy_causal_mask_equals_the_explicit_mask(tiny):
+    """Unpadded batches use SDPA's lazy causal bias (no [T, S] tensor, 1M-token contexts fit); padded
+    ones an explicit mask. Both paths give the same logits for the same tokens, chunked or not."""
+    model, _ = tiny
+    ids = random_ids(90, 9)
+    ones = torch.ones(1, 90, dtype=torch.long)
+    with torch.no_grad():
+        lazy, explicit = model.new_cache(1), model.new_cache(1)
+        explicit.padded = True  # force the explicit boolean mask
+        for a, b in ((0, 50), (50, 51), (51, 90)):
+            torch.testing.assert_close(model(ids[:, a:b], lazy), model(ids[:, a:b], explicit, attention_mask=ones[:, a:b]),
+                                       atol=1e-5, rtol=1e-5)
+    assert lazy.attention_mask(1) is None

@@ -160,40 +160,12 @@ def test_mrcr_sample_through_the_tiny_engine(home, tiny_dir):
     results = asyncio.run(Runner(cfg, client=client, console=quiet()).run())
     m = results["suites"]["mrcr"]
     assert m["counts"]["graded"] == 1 and m["tokens"]["prompt"] == 4096  # the generator's length, exactly
-    assert "LongContextCache" in results["engine"]["cache"]
-
-
-def test_long_context_cache_matches_the_stock_engine(tiny_dir):
-    import torch
-
-    from m1bench.harness.long_context import LongContextCache, enable_long_context
-    from m1bench.model.checkpoint import load_model
-    from m1bench.model.generate import SamplingParams, generate
-    from m1bench.model.tokenizer import load_tokenizer
-
-    model, tok = load_model(tiny_dir), load_tokenizer(tiny_dir)
-    g = torch.Generator().manual_seed(0)
-    prompt = torch.randint(0, 256, (120,), generator=g).tolist()
-    params = SamplingParams(max_new_tokens=6, temperature=0)
-    want = generate(model, tok, [prompt], params)[0].token_ids
-    full = model(torch.tensor([prompt]), model.new_cache(1, 200))
-    enable_long_context(model)
-    assert generate(model, tok, [prompt], params)[0].token_ids == want
-    cache = model.new_cache(1, 200)
-    assert isinstance(cache, LongContextCache)
-    chunked = torch.cat([model(torch.tensor([prompt[:70]]), cache), model(torch.tensor([prompt[70:]]), cache)], 1)
-    torch.testing.assert_close(chunked, full, rtol=1e-4, atol=1e-4)
-    # padded batches keep the stock mask
-    out = generate(model, tok, [prompt, prompt[:50]], params)
-    assert out[0].token_ids == want
 
 
 def test_chunked_encoding_gives_the_same_ids(tiny_dir, home):
-    from m1bench.harness.long_context import ChunkedEncoder
     from m1bench.model.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tiny_dir)
     row = short_row(4, 1)
     text = tok.render_chat(json.loads(row["prompt"]) + [{"role": "assistant", "content": "<think>x</think>y"}])
-    assert ChunkedEncoder(tok).encode(text) == tok.encode(text)
-    assert ChunkedEncoder(tok).render_chat([{"role": "user", "content": "hi"}]) == tok.render_chat([{"role": "user", "content": "hi"}])
+    assert tok.encode(text) == tok.tokenizer.encode(text, add_special_tokens=False).ids  # piecewise == whole
