@@ -20,7 +20,7 @@ import copy
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from importlib.metadata import version
 from pathlib import Path
 from typing import Callable
@@ -229,19 +229,19 @@ def summarise_seeds(runs: list[dict]) -> dict:
 
 
 def summary_table(summary: dict[str, dict]) -> Table:
-    table = Table(title="RL on the addition task, tiny model, CPU: mean over seeds (per seed in brackets)")
-    keys = list(next(iter(summary.values()))["mean_over_seeds"])
-    table.add_column("objective")
-    for k in keys:
-        table.add_column(k.replace("_", " "), justify="right")
-    fmt = lambda v: f"{v:.0f}" if isinstance(v, (int, float)) and abs(v) >= 100 else f"{v:.2f}"
-    for name, s in summary.items():
+    """Metrics as rows, objectives as columns (fits a terminal); per-seed values in brackets."""
+    table = Table(title="RL on the addition task, tiny model, CPU: mean over seeds (per seed)")
+    table.add_column("metric")
+    for name in summary:
+        table.add_column(name, justify="right")
+    fmt = lambda v: f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
+    for k in next(iter(summary.values()))["mean_over_seeds"]:
         cells = []
-        for k in keys:
-            seeds = [p[k] for p in s["per_seed"].values()]
-            cells.append(fmt(s["mean_over_seeds"][k]) + (f" ({'/'.join(map(fmt, seeds))})" if len(seeds) > 1 and
-                                                          k.startswith(("reward", "greedy")) else ""))
-        table.add_row(name, *cells)
+        for s in summary.values():
+            seeds = [p[k] for p in s["per_seed"].values() if p[k] is not None]
+            cell = fmt(s["mean_over_seeds"][k])
+            cells.append(cell + (f" ({'/'.join(map(fmt, seeds))})" if len(seeds) > 1 else ""))
+        table.add_row(k.replace("_", " "), *cells)
     return table
 
 
