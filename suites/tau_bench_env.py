@@ -249,7 +249,13 @@ def tau_bench_domain(env_name: str, task_split: str, suite: str, opts: dict[str,
 
     def make_env() -> Any:
         # "human": tau-bench's user class that needs no API; m1bench replaces it with a UserRelay.
-        return get_env(env_name, user_strategy="human", user_model="none", task_split=task_split, **extra)
+        for _ in range(10):
+            try:
+                return get_env(env_name, user_strategy="human", user_model="none", task_split=task_split, **extra)
+            except IndexError:  # early v1 (no task_index): Env.__init__ may draw an index one past the end
+                if extra:
+                    raise
+        raise RuntimeError(f"tau_bench.get_env({env_name!r}) kept failing with IndexError")
 
     env = make_env()
     user_prompt = _tau_user_prompt()
