@@ -18,6 +18,11 @@ import numpy as np
 class Outcome:
     correct: bool
     answer: str | None = None
+    value: float | None = None  # partial credit; avg@k averages it (None: the 0/1 of `correct`)
+
+    @property
+    def credit(self) -> float:
+        return float(self.correct) if self.value is None else self.value
 
 
 Problems = Sequence[Sequence[Outcome]]
@@ -42,7 +47,7 @@ def pass_hat_k(n: int, c: int, k: int) -> float:
 
 
 def per_problem_avg(problems: Problems) -> np.ndarray:
-    return np.array([np.mean([o.correct for o in p]) for p in problems], dtype=float)
+    return np.array([np.mean([o.credit for o in p]) for p in problems], dtype=float)
 
 
 def per_problem_pass(problems: Problems, k: int) -> np.ndarray:

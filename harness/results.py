@@ -82,7 +82,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
         if rec["score"] is None:
             counts["grading_errors"] += 1
             continue
-        by_problem[it.problem.id].append(Outcome(rec["score"]["correct"], rec["score"]["answer"]))
+        by_problem[it.problem.id].append(Outcome(rec["score"]["correct"], rec["score"]["answer"], rec["score"].get("value")))
     metrics = suite.aggregate(list(by_problem.values()), k=opts["samples"], seed=runner.cfg.run["seed"])
     return {
         "suite_version": suite.version, "grader": suite.grader, "data": data, "options": opts,

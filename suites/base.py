@@ -54,6 +54,7 @@ class Score:
     correct: bool
     answer: str | None = None  # normalised final answer (for majority voting); None when unvoted
     details: dict[str, Any] = field(default_factory=dict)
+    value: float | None = None  # partial credit in [0, 1] (MRCR's similarity); None: 1.0 if correct else 0.0
 
 
 class Suite:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from m1bench.harness.metrics import Outcome, summarize
 from m1bench.harness.types import Completion
 from m1bench.suites import register
 from m1bench.suites.base import Option, Problem, Score, Suite
@@ -41,7 +40,7 @@ def score_sample(problem: Problem, completion: Completion) -> Score:
     """Score of one completion; `completion.text` is the answer with reasoning removed."""
     t = problem.target
     value = grade(completion.text, t["answer"], t["prefix"])
-    return Score(correct=value == 1.0, answer=None, details={
+    return Score(correct=value == 1.0, answer=None, value=value, details={
         "score": value, "prefix_ok": completion.text.startswith(t["prefix"]), "bin": problem.meta["bin"],
         "n_needles": problem.meta["n_needles"], "tokens": problem.meta["tokens"]})
 
@@ -79,14 +78,6 @@ class MRCRSuiteBase(Suite):
 
     def score(self, problem: Problem, completion: Completion, opts: dict[str, Any]) -> Score:
         return score_sample(problem, completion)
-
-    def aggregate(self, problems: list[list[Outcome]], k: int, seed: int) -> list[dict[str, Any]]:
-        """The runner's generic metrics see right/wrong only: here that is exact reproduction, and
-        the names say so. The MRCR score itself is in the breakdown (mrcr_report)."""
-        out = summarize(problems, k=k, majority=False, seed=seed)
-        for m in out:
-            m["metric"] = "exact_" + m["metric"]
-        return out
 
     def aggregates(self, opts: dict[str, Any], measure: str = "o200k_base prompt+answer tokens") -> list[Aggregate]:
         return paper_aggregates(_int_list(opts, "aggregate_needles", (2, 4, 8)), opts["aggregate_mode"], measure)

@@ -159,9 +159,10 @@ def test_hub_unreachable_is_a_data_error(tmp_path, monkeypatch):
         suite.load(opts)
 
 
-def test_generic_metrics_are_named_exact():
+def test_avg_is_the_mean_mrcr_score_and_pass_counts_exact_copies():
     from m1bench.harness.metrics import Outcome
 
     suite = get_suite("openai_mrcr")
-    metrics = suite.aggregate([[Outcome(True)], [Outcome(False)]], k=1, seed=0)
-    assert metrics[0]["metric"] == "exact_avg@1" and metrics[0]["value"] == 0.5
+    metrics = {m["metric"]: m["value"] for m in suite.aggregate(
+        [[Outcome(True, value=1.0)], [Outcome(False, value=0.4)], [Outcome(False, value=0.0)]], k=1, seed=0)}
+    assert metrics["avg@1"] == pytest.approx(1.4 / 3) and metrics["pass@1"] == pytest.approx(1 / 3)
