@@ -99,8 +99,11 @@ def _block(text: str) -> str:
     return blocks[-1] if blocks else text
 
 
+_LIST_MARK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+
+
 def match_file(name: str, files: list[str], file_set: set[str]) -> str | None:
-    name = name.strip().strip("`'\"").removeprefix("./").removeprefix("a/").removeprefix("b/")
+    name = _LIST_MARK.sub("", name).strip().strip("`'\"").removeprefix("./").removeprefix("a/").removeprefix("b/")
     if name in file_set:
         return name
     tail = [f for f in files if f.endswith("/" + name)]

@@ -344,6 +344,7 @@ def test_localisation_parsing():
     assert parse_files("Edit these:\n```\n./calc/ops.py\nnope.py\ntests/test_ops.py\n```", files, 5) == \
         ["calc/ops.py", "tests/test_ops.py"]
     assert parse_files("```\nops.py\n__init__.py\n```", files, 5) == ["calc/__init__.py"]  # ambiguous suffix dropped
+    assert parse_files("1. `calc/ops.py`\n- tests/test_ops.py", files, 1) == ["calc/ops.py"]
     locs = parse_locations("```\ncalc/ops.py\nfunction: Stats.total\nline: 12\nclass: Stats\n\nmissing.py\nfunction: f\n```", files)
     assert locs == {"calc/ops.py": [("function", "Stats.total"), ("line", "12"), ("class", "Stats")]}
     assert render_tree(["calc/ops.py", "calc/__init__.py", "setup.py"]) == "calc/\n    __init__.py\n    ops.py\nsetup.py"
