@@ -129,3 +129,13 @@ def test_server_command_with_stub(tmp_path):
 def test_server_command_needs_a_target():
     with pytest.raises(SystemExit, match="--endpoint"):
         main(["profile", "server"])
+
+
+def test_small_profile_for_the_main_job(tmp_path):
+    from m1bench.harness.profiling.summary import small_profile
+    out = small_profile(tmp_path, contexts=(64, 128))
+    assert out["flops_ratio_m1_over_deepseek_r1"]["65536"]["cumulative"] < 0.5
+    assert set(out["tiny_latency"]) == {"hybrid", "softmax-twin"}
+    assert all(r["prefill_s"] > 0 and r["decode_ms"] > 0 for rows in out["tiny_latency"].values() for r in rows)
+    assert (tmp_path / "flops.png").exists()
+    json.dumps(out)

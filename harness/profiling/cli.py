@@ -305,7 +305,10 @@ def _report_latency(payload: dict, stem: Path):
               for name, rows in results.items()}
     plots = latency_curves(curves, stem, prov) if any(c["context"] for c in curves.values()) else []
     if kernels:
-        plots += kernel_curves(kernels, stem.with_name(stem.name + "_kernels"), prov)
+        k = payload.get("kernel_settings", {})
+        kprov = provenance_line(env, f"one layer: {k.get('heads')} heads (SDPA kv {k.get('kv_heads')}), "
+                                     f"head_dim {k.get('head_dim')}, {settings['dtype']}, batch 1")
+        plots += kernel_curves(kernels, stem.with_name(stem.name + "_kernels"), kprov)
     payload["plots"] = [str(p) for p in plots]
     _write_json(stem.with_suffix(".json"), payload)
     console.print(f"wrote {stem.with_suffix('.json')}" + (f" and {', '.join(map(str, plots))}" if plots else ""))

@@ -89,7 +89,8 @@ def kernel_curves(rows: list[dict], stem: Path, provenance: str) -> list[Path]:
         for impl in sorted({r["impl"] for r in rows if r["phase"] == phase}):
             pts = sorted((r["context"], r["median_ms"]) for r in rows if r["phase"] == phase and r["impl"] == impl)
             ax.plot(*zip(*pts), "o-", label=impl)
-        ax.set(xscale="log", yscale="log", xlabel="sequence / context length (tokens)", ylabel="time (ms, median)",
+        ax.set_xscale("log", base=2)
+        ax.set(yscale="log", xlabel="sequence / context length (tokens)", ylabel="time (ms, median)",
                title=f"Kernel: {phase}")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_k))
         ax.grid(alpha=0.3, which="both")
