@@ -202,7 +202,7 @@ async def solve(problem_statement: str, snapshot: Snapshot, client: Client, requ
         prompt = REPAIR_PROMPT.format(problem=problem_statement, code=code)
         answers = await asyncio.gather(*(ask(prompt, f"repair{j}") for j in range(opts["repair_samples"])))
         candidates = [build_candidate(snapshot.read, a.text) for a in answers]
-        for j, (a, cand) in enumerate(zip(answers, candidates)):
+        for j, (a, cand) in enumerate(zip(answers, candidates, strict=True)):
             trajectory.append(step("repair", prompt, a, sample=j, edits=len(cand.edits), patch=cand.patch,
                                    problem=cand.problem, key=cand.key, **({"prompt": prompt} if j == 0 else {})))
         chosen, votes = select(candidates)

@@ -286,7 +286,7 @@ def test_docker_mode_runs_the_harness_and_reads_its_report(instance, monkeypatch
     instance["data"].write_text(json.dumps(row) + "\n")
 
     def fake_harness(cmd, cwd, timeout_s):
-        args = dict(zip(cmd[3::2], cmd[4::2]))
+        args = dict(zip(cmd[3::2], cmd[4::2], strict=True))
         calls.append((cmd[:3], args))
         pred = json.loads(Path(args["--predictions_path"]).read_text())
         assert set(pred) == {"instance_id", "model_name_or_path", "model_patch"}

@@ -69,6 +69,7 @@ class Scripted:
 
     async def complete(self, req):
         self.requests.append(req)
+        await asyncio.sleep(0.001 * (len(self.requests) % 3))  # let concurrent episodes interleave
         *_, pid, sample, tag = req.key.split("/")
         if tag.startswith("user"):
             return Completion(text=self.user(req, int(pid), int(sample), int(tag[4:])))
@@ -211,7 +212,10 @@ def test_pass_hat_k_over_trials(tmp_path):
             return say("done DONE")  # never the required output
         return gold_then_done(task, step)
 
-    res = run(cfg_for(tmp_path, samples=4), Scripted(agent))
+    client = Scripted(agent)
+    res = run(cfg_for(tmp_path, samples=4), client)
+    episodes = [r.key.rsplit("/", 1)[0] for r in client.requests]
+    assert any(a != b and a in episodes[i + 1:] for i, (a, b) in enumerate(zip(episodes, episodes[1:])))  # interleaved
     c = {0: 2, 1: 4, 2: 0}  # successes of 4 trials per task
     for k in range(1, 5):
         want = sum(math.comb(c[t], k) / math.comb(4, k) for t in c) / 3
