@@ -46,9 +46,6 @@ class InferenceCache:
         self.values = {l: grow(t) for l, t in self.values.items()}
         self.real = torch.cat([self.real, self.real.new_zeros(self.real.shape[0], new - capacity)], dim=1)
 
-    def lightning_state(self, layer: int) -> torch.Tensor:
-        return self.states[layer]
-
     def append_kv(self, layer: int, k: torch.Tensor, v: torch.Tensor):
         start, T = self._chunk
         self.keys[layer][:, start:start + T] = k

@@ -64,12 +64,11 @@ class LightningAttention(nn.Module):
         if token_mask is not None:  # left padding: zero q, k, v so pads leave the state untouched
             qkv = qkv * token_mask[..., None].to(qkv.dtype)
         q, k, v = qkv.view(B, T, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
-        state = cache.lightning_state(self.layer)
-        if T == 1:
+        state = cache.states[self.layer]
+        if T == 1:  # decode updates the state in place (a serving engine's state pool works so)
             o = lightning_decode(q[:, 0], k[:, 0], v[:, 0], self.slopes, state)[:, None]
         else:
-            o, new_state = lightning_attention(q, k, v, self.slopes, initial_state=state)
-            state.copy_(new_state)
+            o, cache.states[self.layer] = lightning_attention(q, k, v, self.slopes, initial_state=state)
         o = self.norm(o.reshape(B, T, -1))
         return self.out_proj(torch.sigmoid(self.output_gate(x)) * o)
 

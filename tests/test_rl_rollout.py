@@ -7,7 +7,7 @@ import torch
 
 from m1bench.harness.cli import build_parser
 from m1bench.harness.rl.experiment import Config, run
-from m1bench.harness.rl.rollout import pack, sample_groups, token_logprobs, trainable_forward
+from m1bench.harness.rl.rollout import pack, sample_groups, token_logprobs
 from m1bench.harness.rl.task import addition_problems, reward
 from m1bench.model.checkpoint import load_model
 from m1bench.model.tokenizer import load_tokenizer
@@ -40,13 +40,13 @@ def test_token_logprobs_match_the_model_and_padding_does_not_leak(tiny):
     assert (entropy[seq.response_mask] > 0).all()
 
 
-def test_trainable_forward_gradient_matches_finite_differences(tiny_dir):
+def test_model_forward_gradient_matches_finite_differences(tiny_dir):
     """Directional derivative along the autograd gradient, by central differences, in float64. The model
     rounds through fp32 inside (RMSNorm, router, fp32 logits), hence the step size and tolerance."""
     model = load_model(tiny_dir, dtype=torch.float64)
     ids = torch.randint(0, 256, (2, 40), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
-    target = torch.log_softmax(trainable_forward(model, ids, mask).double(), -1)[:, :-1].gather(-1, ids[:, 1:, None]).sum()
+    target = torch.log_softmax(model(ids, attention_mask=mask).double(), -1)[:, :-1].gather(-1, ids[:, 1:, None]).sum()
     params = [p for p in model.parameters()]
     grads = torch.autograd.grad(target, params, allow_unused=True)
     grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]

@@ -66,7 +66,7 @@ def sample_groups(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[
 def token_logprobs(model: M1ForCausalLM, seq: Sequences) -> tuple[torch.Tensor, torch.Tensor]:
     """log π(response token | prefix) [B, R] (differentiable when grad is enabled) and the policy's
     entropy at those positions [B, R] (detached). Padding positions hold junk: use `response_mask`."""
-    logits = trainable_forward(model, seq.input_ids, seq.attention_mask)
+    logits = model(seq.input_ids, attention_mask=seq.attention_mask)
     P, R = seq.prompt_width, seq.responses.shape[1]
     logp_all = torch.log_softmax(logits[:, P - 1:P - 1 + R], dim=-1)
     logp = logp_all.gather(-1, seq.responses[..., None]).squeeze(-1)
@@ -75,19 +75,3 @@ def token_logprobs(model: M1ForCausalLM, seq: Sequences) -> tuple[torch.Tensor, 
     return logp, entropy
 
 
-def trainable_forward(model: M1ForCausalLM, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """`model(input_ids, attention_mask=...)` that autograd can differentiate.
-
-    M1ForCausalLM.forward writes each lightning layer's final state into the cache in place
-    (`state.copy_(new_state)`) after the prefill saved that same cache tensor for backward, so a plain
-    backward fails autograd's version check. Saving a copy of the cache's state tensors instead leaves the
-    forward unchanged (same logits) and the gradient exact (checked against finite differences in
-    tests/test_rl_rollout.py)."""
-    cache = model.new_cache(input_ids.shape[0], capacity=input_ids.shape[1])
-    state_storages = {s.untyped_storage().data_ptr() for s in cache.states.values()}
-
-    def pack_saved(t: torch.Tensor) -> torch.Tensor:
-        return t.clone() if t.untyped_storage().data_ptr() in state_storages else t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack_saved, lambda t: t):
-        return model(input_ids, cache, attention_mask=attention_mask)
