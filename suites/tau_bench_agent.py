@@ -150,7 +150,8 @@ def replay(domain: Domain, task_index: int, trajectory: list[dict[str, Any]]) ->
             if "malformed" in after:
                 continue
             fn = ev["tool_calls"][0]["function"]
-            resp = env.step(domain.make_action(fn["name"], json.loads(fn["arguments"] or "{}")))
+            args, _ = parse_arguments(ToolCall(name=fn["name"], arguments=fn["arguments"]))
+            resp = env.step(domain.make_action(fn["name"], args))
         else:
             relay.put(after["content"])
             resp = env.step(domain.make_action(RESPOND, {"content": ev["content"]}))
