@@ -74,6 +74,22 @@ def test_deepseek_and_qwen_specs_match_published_counts():
     assert within(qw["blocks_active"] + qw["embedding"] + qw["lm_head"], 22e9, 0.01), qw
 
 
+def test_other_family_members_load():
+    # Qwen3-8B (dense qwen3): 8.2B parameters, 6.95B without embeddings (its model card).
+    q = spec_from_config({"model_type": "qwen3", "hidden_size": 4096, "num_hidden_layers": 36,
+                          "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128,
+                          "intermediate_size": 12288, "vocab_size": 151936, "tie_word_embeddings": False}).params()
+    assert within(q["total"], 8.2e9, 0.01) and within(q["blocks_total"], 6.95e9, 0.01)
+    # DeepSeek-V2-Lite (deepseek_v2, no query compression, 2 shared experts): 15.7B parameters.
+    d = spec_from_config({"model_type": "deepseek_v2", "hidden_size": 2048, "num_hidden_layers": 27,
+                          "first_k_dense_replace": 1, "n_routed_experts": 64, "num_experts_per_tok": 6,
+                          "n_shared_experts": 2, "moe_intermediate_size": 1408, "intermediate_size": 10944,
+                          "num_attention_heads": 16, "q_lora_rank": None, "kv_lora_rank": 512,
+                          "qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "v_head_dim": 128, "vocab_size": 102400})
+    assert within(d.params()["total"], 15.7e9, 0.01)
+    assert F.decode_flops(d, 0)["attn_proj"] > 0 and d.layers[0].ffn.is_moe is False
+
+
 def test_deepseek_inference_config_equals_hf_config():
     assert spec_from_config(DEEPSEEK_INFERENCE_JSON).layers == load_spec("deepseek-r1").layers
 
