@@ -122,6 +122,7 @@ def test_only_shared_items_are_paired(tmp_path):
     cmp = compare(load_report(base), load_report(cand))
     [m] = gated(cmp)
     assert m.n_shared == N - 5 and m.delta == 0 and cmp.exit_code == 0
+    assert m.note == f"{N - 5} of the baseline's {N} items scored in both"
 
 
 @pytest.mark.parametrize("change, reason", [
@@ -130,7 +131,7 @@ def test_only_shared_items_are_paired(tmp_path):
     ({"max_tokens": 64}, "sampling differs"),
     ({"data_hash": "ffffffffffffffff"}, "dataset (content hash) differs"),
     ({"grader": "math-verify==0.8.0"}, "grader differs"),
-    ({"system": "Answer briefly."}, "prompts (messages hash) differs"),
+    ({"system": "Answer briefly."}, "prompts (messages hash) differ on 40 of 40 shared problems"),
     ({"options": {"start_date": "2024-10-01", "end_date": "2025-02-01"}}, "filters differs"),
 ])
 def test_incomparable_reports_exit_2_with_the_reason(tmp_path, change, reason, capsys):

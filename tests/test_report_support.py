@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from m1bench.harness.metrics import Outcome, summarize
+from m1bench.harness.runner import sample_seed
 
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 
@@ -32,7 +33,8 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
             for i, ok in enumerate(samples):
                 messages = [{"role": "system", "content": system}, {"role": "user", "content": f"Problem {pid}?"}]
                 req = {"messages": messages, "sampling": {"max_tokens": max_tokens, "temperature": temperature, "top_p": 0.95,
-                                                          "top_k": 0, "seed": i, "stop": []}, "tools": None,
+                                                          "top_k": 0, "seed": sample_seed(seed, suite, pid, i), "stop": []},
+                       "tools": None,
                        "key": f"{suite}/v{suite_version}/{pid}/{i}"}
                 h = hashlib.sha256(json.dumps([checkpoint_hash, req], sort_keys=True).encode()).hexdigest()[:32]
                 rec = {"hash": h, "suite": suite, "suite_version": suite_version, "problem_id": pid, "sample": i,

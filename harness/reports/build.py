@@ -11,12 +11,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
+
 from m1bench.harness.reports.provenance import hardware, package_versions, python_info
 from m1bench.harness.reports.schema import SCHEMA_VERSION
 
 # Options every suite takes (suites/base.py COMMON_OPTIONS); the rest are the suite's own.
 _COMMON_OPTIONS = {"samples", "limit", "data", "revision", "split", "max_tokens"}
 _DATASET_SKIP = {"source", "window", "excluded", "needles", "bins"}
+# results.json suite keys the report carries in its own fields; any other key goes to `extra`.
+_RESULTS_CONSUMED = {"suite_version", "grader", "data", "options", "environment", "k", "n_problems", "metrics", "counts",
+                     "tokens", "latency", "per_problem"}
 SEED_DERIVATION = ("each sample's seed = int(sha256(f'{base}:{suite}:{problem_id}:{sample}')[:8], 16) & 0x7fffffff "
                    "(runner.sample_seed); the seed of every sample is in samples.jsonl")
 
@@ -59,18 +64,34 @@ def latest_records(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def select_records(results: dict[str, Any], records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records that belong to this run's results when the runner did not hand them over: same
-    suite and suite version, sample index below k, a problem the results counted. (A records file
-    is a cache shared by every run into that directory.)"""
+    """The records that belong to this run's results when the runner did not hand them over (a
+    records file is a cache shared by every run into that directory): same model, suite version,
+    sampling and per-sample seed as the results' config, a sample index below k, a problem the
+    results counted."""
+    from m1bench.harness.runner import sample_seed
+
+    cfg = results.get("config") or {}
+    want, base_seed = cfg.get("sampling") or {}, (cfg.get("run") or {}).get("seed", 0)
+    model_id = (results.get("engine") or {}).get("model_id")
     out = []
     for rec in records:
         s = results["suites"].get(rec.get("suite"))
         if s is None or rec.get("suite_version") != s.get("suite_version"):
             continue
+        if model_id and rec.get("model_id") not in (None, model_id):
+            continue
         if s.get("k") is not None and rec.get("sample", 0) >= s["k"]:
             continue
-        if s.get("per_problem") and rec.get("problem_id") not in s["per_problem"]:
+        if rec.get("status") == "ok" and s.get("per_problem") and rec.get("problem_id") not in s["per_problem"]:
             continue
+        got = (rec.get("request") or {}).get("sampling")
+        if got and want:
+            max_tokens = (s.get("options") or {}).get("max_tokens") or want["max_tokens"]
+            if (got.get("max_tokens"), got.get("temperature"), got.get("top_p"), got.get("top_k")) != (
+                    max_tokens, float(want["temperature"]), float(want["top_p"]), want["top_k"]):
+                continue
+            if got.get("seed") is not None and got["seed"] != sample_seed(base_seed, rec["suite"], rec["problem_id"], rec["sample"]):
+                continue
         out.append(rec)
     return out
 
@@ -140,6 +161,7 @@ def prompts_section(records: list[dict[str, Any]], template_sha: str | None) -> 
                 systems.setdefault(hashlib.sha256(text.encode()).hexdigest(), text)
     messages_sha = sha256_json(sorted(per_problem.items())) if per_problem else None
     return {"messages_sha256": messages_sha,
+            "per_problem_sha256": {pid: sha256_json(v)[:16] for pid, v in sorted(per_problem.items())},
             "system_prompts": [{"sha256": h, "text": t} for h, t in sorted(systems.items())],
             "template_sha256": template_sha}
 
@@ -164,11 +186,46 @@ def metric_section(m: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def breakdown_metrics(name: str, s: dict[str, Any], records: list[dict[str, Any]],
+                      seed: int) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Suites whose score lives in per-sample details (MRCR: SequenceMatcher ratio per token bin and
+    needle count) report their named aggregates ("128K", "1M") as metrics `mrcr@<name>`, with a
+    bootstrap CI over problems, plus the full breakdown."""
+    details = [dict(r["score"]["details"], problem_id=str(r["problem_id"])) for r in records
+               if r.get("status") == "ok" and r.get("score") and isinstance(r["score"].get("details"), dict)
+               and {"bin", "n_needles", "score"} <= set(r["score"]["details"])]
+    if not details:
+        return [], None
+    from m1bench.harness.metrics import bootstrap_ci
+    from m1bench.suites import get_suite
+
+    try:
+        suite = get_suite(name)
+    except KeyError:
+        return [], None
+    if not hasattr(suite, "breakdown"):
+        return [], None
+    b = suite.breakdown(details, s.get("options") or {}, s.get("data") or {})
+    metrics = []
+    for agg, cell in b.get("aggregates", {}).items():
+        per_problem: dict[str, list[float]] = defaultdict(list)
+        for d in details:
+            if d["bin"] in cell["bins"] and int(d["n_needles"]) in cell["needles"]:
+                per_problem[d["problem_id"]].append(float(d["score"]))
+        if not per_problem or cell["score"] is None:
+            continue
+        means = np.array([np.mean(v) for v in per_problem.values()])
+        lo, hi = bootstrap_ci(means, seed=seed)
+        metrics.append({"metric": f"mrcr@{agg}", "value": float(cell["score"]), "ci95": [lo, hi],
+                        "n_problems": len(means), "n_samples": int(cell["n"])})
+    return metrics, b
+
+
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def suite_section(s: dict[str, Any], records: list[dict[str, Any]], run_seed: int, run_sampling: dict[str, Any],
+def suite_section(name: str, s: dict[str, Any], records: list[dict[str, Any]], run_seed: int, run_sampling: dict[str, Any],
                   template_sha: str | None) -> dict[str, Any]:
     opts = dict(s.get("options") or {})
     data = dict(s.get("data") or {})
@@ -178,7 +235,11 @@ def suite_section(s: dict[str, Any], records: list[dict[str, Any]], run_seed: in
         sampling["max_tokens"] = opts["max_tokens"]
     latency = s.get("latency") or {}
     tokens = s.get("tokens") or {}
-    metrics = [metric_section(m) for m in s.get("metrics") or []]
+    derived, breakdown = breakdown_metrics(name, s, records, run_seed)
+    metrics = [metric_section(m) for m in derived + list(s.get("metrics") or [])]
+    extra = {k: v for k, v in s.items() if k not in _RESULTS_CONSUMED}
+    if breakdown is not None:
+        extra["breakdown"] = breakdown
     return {
         "suite_version": str(s["suite_version"]),
         "dataset": {"id": data.get("source"), **{k: v for k, v in data.items() if k not in _DATASET_SKIP}},
@@ -199,6 +260,7 @@ def suite_section(s: dict[str, Any], records: list[dict[str, Any]], run_seed: in
                  "mean_tpot_s": latency.get("mean_tpot_s", _mean([c["tpot_s"] for c in done if c.get("tpot_s") is not None]))},
         "per_problem": dict(s.get("per_problem") or {}),
         "environment": dict(s.get("environment") or {}),
+        "extra": extra,
     }
 
 
@@ -239,6 +301,6 @@ def build_report(results: dict[str, Any], samples: list[dict[str, Any]], *, run_
         "run": {"name": str(run_cfg.get("name", "run")), "config_source": cfg.get("source"), "seed": seed,
                 "concurrency": run_cfg.get("concurrency"), "sampling": {k: sampling[k] for k in ("max_tokens", "temperature", "top_p", "top_k")},
                 "wall_s": finite(results.get("wall_s")), "records": records_path},
-        "suites": {name: suite_section(s, by_suite.get(name, []), seed, sampling, template_sha)
+        "suites": {name: suite_section(name, s, by_suite.get(name, []), seed, sampling, template_sha)
                    for name, s in results["suites"].items()},
     }

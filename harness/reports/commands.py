@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 
 from m1bench.harness.reports.schema import ReportError
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # messages stay one line (CI logs, grep)
 
 
 def _fail(e: Exception, code: int) -> int:

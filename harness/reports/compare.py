@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from m1bench.harness.metrics import Outcome, pass_at_k, per_problem_majority
+from m1bench.harness.metrics import Outcome, pass_at_k, pass_hat_k, per_problem_majority
 from m1bench.harness.reports.load import LoadedReport
 from m1bench.harness.reports.stats import paired_test
 
@@ -85,7 +85,6 @@ _SUITE_FIELDS = (
     ("suite version", lambda s: s["suite_version"]),
     ("dataset (content hash)", _dataset_key),
     ("filters", lambda s: s["filters"]),
-    ("prompts (messages hash)", lambda s: s["prompts"]["messages_sha256"]),
     ("sampling", lambda s: s["sampling"]),
     ("k (samples per problem)", lambda s: s["k"]),
     ("grader", lambda s: s["grader"]),
@@ -99,6 +98,11 @@ def suite_differences(name: str, b: dict[str, Any], c: dict[str, Any]) -> list[s
         vb, vc = get(b), get(c)
         if vb != vc:
             out.append(f"suite {name}: {label} differs: baseline {_short(vb)} vs candidate {_short(vc)}")
+    pb, pc = b["prompts"]["per_problem_sha256"], c["prompts"]["per_problem_sha256"]
+    changed = sorted(p for p in set(pb) & set(pc) if pb[p] != pc[p])
+    if changed:
+        out.append(f"suite {name}: prompts (messages hash) differ on {len(changed)} of {len(set(pb) & set(pc))} shared "
+                   f"problems (e.g. {changed[0]})")
     tb, tc = b["prompts"]["template_sha256"], c["prompts"]["template_sha256"]
     if tb and tc and tb != tc:
         out.append(f"suite {name}: chat template differs: baseline {tb[:12]} vs candidate {tc[:12]}")
@@ -130,26 +134,43 @@ def _outcomes(samples: list[dict[str, Any]], suite: str) -> dict[str, list[Outco
     return by_problem
 
 
+def _mrcr_item(loaded: LoadedReport, suite: str, aggregate: str) -> dict[str, float] | None:
+    cell = ((loaded.report["suites"][suite]["extra"].get("breakdown") or {}).get("aggregates") or {}).get(aggregate)
+    if cell is None or loaded.samples is None:
+        return None
+    per_problem: dict[str, list[float]] = defaultdict(list)
+    for rec in loaded.samples:
+        d = (rec.get("score") or {}).get("details") or {}
+        if rec["suite"] == suite and rec["status"] == "ok" and d.get("bin") in cell["bins"] and int(d.get("n_needles", -1)) in cell["needles"]:
+            per_problem[str(rec["problem_id"])].append(float(d["score"]))
+    return {p: float(np.mean(v)) for p, v in per_problem.items()}
+
+
 def per_item(loaded: LoadedReport, suite: str, metric: str) -> dict[str, float] | None:
     """Per-problem values of a metric, recomputed from the samples (or from per-problem counts for
     avg@k / pass@k when the report came without samples); None when the metric is not per-item."""
-    kind, _, kk = metric.partition("@")
-    if kind not in ("avg", "pass", "maj") or not kk.isdigit():
+    if metric.startswith("mrcr@"):
+        return _mrcr_item(loaded, suite, metric.removeprefix("mrcr@"))
+    if metric == "avg_reward":
+        metric = "avg@1"
+    kind, sep, kk = metric.replace("^", "@^").partition("@")
+    kind = "pass_hat" if kk.startswith("^") else kind
+    kk = kk.lstrip("^")
+    if kind not in ("avg", "pass", "pass_hat", "maj") or not kk.isdigit():
         return None
     k = int(kk)
+    one = {"avg": lambda n, c: c / n, "pass": lambda n, c: pass_at_k(n, c, k), "pass_hat": lambda n, c: pass_hat_k(n, c, k)}
     if loaded.samples is not None:
         by_problem = _outcomes(loaded.samples, suite)
-        if kind == "avg":
-            return {p: float(np.mean([float(o.correct) for o in os_])) for p, os_ in by_problem.items()}
         if kind == "maj":
             return {p: float(per_problem_majority([os_])[0]) for p, os_ in by_problem.items()}
-        return {p: pass_at_k(len(os_), sum(bool(o.correct) for o in os_), k) for p, os_ in by_problem.items() if len(os_) >= k}
+        if kind == "avg":  # graded scores may be fractional (partial credit)
+            return {p: float(np.mean([float(o.correct) for o in os_])) for p, os_ in by_problem.items()}
+        return {p: one[kind](len(os_), sum(bool(o.correct) for o in os_)) for p, os_ in by_problem.items() if len(os_) >= k}
     counts = loaded.report["suites"][suite]["per_problem"]
     if kind == "maj" or not counts:
         return None
-    if kind == "avg":
-        return {p: c["correct"] / c["n"] for p, c in counts.items() if c["n"]}
-    return {p: pass_at_k(c["n"], c["correct"], k) for p, c in counts.items() if c["n"] >= k}
+    return {p: one[kind](c["n"], c["correct"]) for p, c in counts.items() if c["n"] >= (1 if kind == "avg" else k)}
 
 
 def _judge(m: MetricResult, tolerance: float, alpha: float) -> None:
@@ -185,8 +206,10 @@ def compare_metric(base: LoadedReport, cand: LoadedReport, suite: str, metric: s
         return res
     t = paired_test(np.array([vb[p] for p in shared]), np.array([vc[p] for p in shared]))
     res.delta, res.ci95, res.test, res.p_value = t["delta"], t["ci95"], t["test"], t["p_value"]
-    if t["test"] == "mcnemar-exact":
-        res.note = f"{t['worse']} items worse, {t['better']} better"
+    notes = [f"{t['worse']} items worse, {t['better']} better"] if t["test"] == "mcnemar-exact" else []
+    if len(shared) < len(vb):
+        notes.append(f"{len(shared)} of the baseline's {len(vb)} items scored in both")
+    res.note = "; ".join(notes)
     _judge(res, tolerance, alpha)
     return res
 

@@ -179,7 +179,7 @@ def sections(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping)
     notes = [Text(f"Published values: {src['url']} (read from "
                   + "; ".join(f"{r['repo']}@{r['commit'][:10]}" for r in src["read_from"])
                   + f", retrieved {src['retrieved']}). Unit: percent. '--': not reported.")]
-    notes += [Text(f"{mark} {note}") for mark, note in src.get("footnotes", {}).items()]
+    notes += [Text(f"{mark}: {note}") for mark, note in src.get("footnotes", {}).items()]
     notes.append(Text("Measured: the report's metric (×100) with its 95% confidence interval and n = problems × samples; "
                       "Δ = measured − published (points); CI ∋: whether the measured 95% CI contains the published value."))
     for lbl, r in zip(labels, reports):
@@ -194,7 +194,7 @@ def render(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping, f
     if fmt == "csv":
         return table_csv(csv_table(table, compare_rows(table, reports, mapping), labels_for(reports)))
     secs = sections(table, reports, mapping)
-    title = "m1bench vs published: " + table.title
+    title = "m1bench: measured vs published"
     if fmt == "md":
         return render_md(title, secs)
     if fmt == "html":
