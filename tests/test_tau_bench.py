@@ -128,7 +128,7 @@ def test_gold_replaying_agent_scores_one(tmp_path):
     assert first.messages[0]["content"].startswith(M1_SYSTEM_PROMPT) and WIKI in first.messages[0]["content"]
     assert [t["function"]["name"] for t in first.tools] == [t.get_info()["function"]["name"] for t in TOOLS]
     # the tool result answers the call it belongs to
-    second = client.agent_requests(0)[1]
+    second = next(r for r in client.requests if r.key == "tau-custom/v1/0/0/step2")
     assert second.messages[-2]["tool_calls"][0]["id"] == "c1" and second.messages[-1]["tool_call_id"] == "c1"
 
 
