@@ -71,15 +71,29 @@ def vllm_command(spec: ServerSpec, model_dir: Path, port: int, python: str = sys
            "--tensor-parallel-size", str(spec.tensor_parallel_size),
            "--dtype", spec.dtype,
            "--enable-auto-tool-choice", "--tool-call-parser", PARSER_NAME, "--reasoning-parser", PARSER_NAME]
+    kv_bytes, mem_fraction = spec.kv_cache_memory_bytes, spec.gpu_memory_utilization
+    if _vllm_is_cpu_build() and kv_bytes is None and mem_fraction is None:
+        # vLLM-CPU reserves 92% of the NUMA node's memory by default and refuses to start when
+        # that much is not free; take a fixed KV cache instead.
+        kv_bytes, mem_fraction = 1 << 30, 0.5
     optional = {"--max-model-len": spec.max_model_len, "--quantization": spec.quantization,
-                "--max-num-seqs": spec.max_num_seqs, "--kv-cache-memory-bytes": spec.kv_cache_memory_bytes,
-                "--gpu-memory-utilization": spec.gpu_memory_utilization}
+                "--max-num-seqs": spec.max_num_seqs, "--kv-cache-memory-bytes": kv_bytes,
+                "--gpu-memory-utilization": mem_fraction}
     for flag, value in optional.items():
         if value is not None:
             cmd += [flag, str(value)]
     if spec.enforce_eager:
         cmd.append("--enforce-eager")
     return cmd + list(spec.extra_args)
+
+
+def _vllm_is_cpu_build() -> bool:
+    from importlib import metadata
+    try:
+        metadata.version("vllm-cpu")
+        return True
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def embedded_command(spec: ServerSpec, model: str, port: int, python: str = sys.executable) -> list[str]:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .launcher import LaunchError, ManagedServer, ServerSpec, resolve_model
@@ -91,11 +92,12 @@ def _summary(engine: str, model_dir, name: str, t0: float, **facts) -> None:
 
 
 def cmd_serve(args) -> int:
+    from ...model.vllm_plugin import UnsupportedVllmError
     engine = args.engine if args.engine != "auto" else default_engine()
     try:
         return serve_vllm(args) if engine == "vllm" else serve_embedded(args)
-    except LaunchError as e:
-        console.print(f"[red]error:[/] {e}")
+    except (LaunchError, UnsupportedVllmError) as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
         return 1
 
 

