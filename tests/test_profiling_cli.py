@@ -70,22 +70,6 @@ def test_twin_shares_weights_with_the_hybrid():
     assert any(k.endswith("q_proj.weight") and k.startswith("model.layers.0.") for k in t)  # a new softmax layer
 
 
-def test_linear_attention_mask_equals_the_cache_mask():
-    from m1bench.model.cache import InferenceCache
-    from m1bench.harness.profiling.latency import linear_attention_mask, patched_attention_mask, auto_chunk
-    cfg = preset("tiny")
-    cache = InferenceCache(cfg, 3, torch.float32, "cpu", capacity=4)
-    masks = [torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 1]]), torch.ones(3, 4), torch.ones(3, 1)]
-    for m in masks:  # left padding, then a chunk, then a decode step
-        cache.begin(m.bool())
-        T = m.shape[1]
-        assert torch.equal(linear_attention_mask(cache, T), cache.attention_mask(T))
-    with patched_attention_mask(True):
-        assert InferenceCache.attention_mask is linear_attention_mask
-    assert InferenceCache.attention_mask is not linear_attention_mask
-    assert auto_chunk(preset("small"), 1 << 20) == 512 and auto_chunk(preset("small"), 1024) == 8192
-
-
 def test_stats():
     s = stats([3.0, 1.0, 2.0, 10.0])
     assert (s["median"], s["min"], s["max"], s["n"]) == (2.5, 1.0, 10.0, 4)

@@ -200,7 +200,7 @@ def _fold_kernel_bench(paths: list[str]) -> list[dict]:
 def cmd_latency(args):
     from m1bench.model.presets import preset
 
-    from .latency import DTYPES, build_pair, kernel_latency, model_latency, patched_attention_mask
+    from .latency import DTYPES, build_pair, kernel_latency, model_latency
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     env = environment(device)
@@ -208,10 +208,8 @@ def cmd_latency(args):
     models = build_pair(config, device, dtype, seed=args.seed)
     settings = {"preset": args.preset, "dtype": args.dtype, "device": str(device), "warmup": args.warmup,
                 "repeats": args.repeats, "decode_warmup": 2, "decode_steps": args.decode_steps,
-                "chunk": args.chunk or "auto", "contexts": args.contexts, "twin_max_context": args.twin_max_context,
-                "single_run_from": args.single_run_from, "batch_size": 1,
-                "attention_mask": ("profiling.latency.linear_attention_mask (same values, O(T*S) memory)"
-                                   if args.linear_mask else "model.cache.InferenceCache.attention_mask")}
+                "chunk": args.chunk, "contexts": args.contexts, "twin_max_context": args.twin_max_context,
+                "single_run_from": args.single_run_from, "batch_size": 1}
     results, kernels = {}, []
     stem = Path(args.out)
 
@@ -243,11 +241,9 @@ def cmd_latency(args):
                 results[name].append(r)
                 bar.advance(task)
                 save()
-            with patched_attention_mask(args.linear_mask):
-                model_latency(model, contexts, warmup=args.warmup, repeats=args.repeats,
-                              decode_steps=args.decode_steps, chunk=args.chunk or None,
-                              time_budget_s=args.time_budget_s, single_run_from=args.single_run_from,
-                              on_context=on_context)
+            model_latency(model, contexts, warmup=args.warmup, repeats=args.repeats,
+                          decode_steps=args.decode_steps, chunk=args.chunk, time_budget_s=args.time_budget_s,
+                          single_run_from=args.single_run_from, on_context=on_context)
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -420,11 +416,7 @@ def add_parser(subparsers):
     lat.add_argument("--warmup", type=int, default=1, help="unrecorded prefill runs per context")
     lat.add_argument("--repeats", type=int, default=3, help="recorded prefill runs per context")
     lat.add_argument("--decode-steps", type=int, default=8, help="recorded decode steps per context (after 2 warm-up)")
-    lat.add_argument("--chunk", type=lambda s: 0 if s == "auto" else _ints(s)[0], default=8192,
-                     help="prefill chunk length, or 'auto' (largest power of two whose fp32 score matrix fits 16 GiB)")
-    lat.add_argument("--linear-mask", action="store_true",
-                     help="build the softmax layers' attention mask in O(T*S) instead of the cache's O(S^2) "
-                          "(identical values; needed beyond ~128K tokens)")
+    lat.add_argument("--chunk", type=lambda s: _ints(s)[0], default=8192, help="prefill chunk length")
     lat.add_argument("--single-run-from", type=lambda s: _ints(s)[0], default=None,
                      help="contexts from this length on get no warm-up and one recorded prefill")
     lat.add_argument("--time-budget-s", type=float, default=float("inf"),

@@ -8,14 +8,17 @@ block's experts are its expert modules and the rest of it is the router (an fp32
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from m1bench.kernels import lightning as lightning_entry
+from m1bench.model import cache as cache_module
 
 from .flops import decode_flops, prefill_flops
 from .spec import from_m1_config
@@ -97,8 +100,27 @@ def _attribute(model: nn.Module, counts: dict) -> tuple[dict, float]:
     return out, total - sum(out.values())
 
 
+@contextlib.contextmanager
+def _causal_bias_outside_modes():
+    """The cache's lazy causal mask is a torch.nn.attention.bias.CausalBias, a Tensor subclass that cannot
+    be constructed while a TorchDispatchMode (FlopCounterMode) is active ("raw Tensor object is already
+    associated to a python object"). Build it with the modes switched off; SDPA still runs, and is
+    counted, inside the mode."""
+    make = cache_module.causal_lower_right
+
+    def outside(*size):
+        with _disable_current_modes():
+            return make(*size)
+    cache_module.causal_lower_right = outside
+    try:
+        yield
+    finally:
+        cache_module.causal_lower_right = make
+
+
 def count_forward(model, input_ids, cache, logits_to_keep: int = 0) -> tuple[dict, float]:
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=CUSTOM_FORMULAS) as fc:
+    with torch.no_grad(), _causal_bias_outside_modes(), \
+            FlopCounterMode(display=False, custom_mapping=CUSTOM_FORMULAS) as fc:
         model(input_ids, cache=cache, logits_to_keep=logits_to_keep)
     return _attribute(model, fc.get_flop_counts())
 

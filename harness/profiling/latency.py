@@ -8,8 +8,6 @@ Inputs are random token ids / random activations (never zeros: a zero input can 
 """
 from __future__ import annotations
 
-import contextlib
-import math
 import statistics
 import time
 from typing import Callable
@@ -19,7 +17,6 @@ import torch.nn.functional as F
 
 from m1bench.kernels import lightning_attention, lightning_decode
 from m1bench.model.config import M1Config, alibi_slopes
-from m1bench.model.cache import InferenceCache
 from m1bench.model.m1 import M1ForCausalLM
 
 from .spec import m1_twin_config
@@ -59,36 +56,6 @@ def _is_oom(e: BaseException) -> bool:
 
 # ---- model level ----------------------------------------------------------------------------------
 
-def linear_attention_mask(cache: InferenceCache, T: int) -> torch.Tensor:
-    """The same [B, 1, T, S] mask as InferenceCache.attention_mask, built in O(T*S) memory: the cache's
-    version ORs in torch.eye(S)[start:S], which allocates S*S booleans per call (4 GiB at S = 64K,
-    1 TiB at 1M) and dominates decode time beyond a few thousand tokens."""
-    start, _ = cache._chunk
-    S = start + T
-    keys = torch.arange(S, device=cache.real.device)
-    q_pos = torch.arange(start, S, device=cache.real.device)[:, None]
-    mask = (keys[None, :] <= q_pos)[None] & cache.real[:, None, :S]
-    return (mask | (keys[None, :] == q_pos)[None])[:, None]
-
-
-@contextlib.contextmanager
-def patched_attention_mask(enabled: bool):
-    """Swap in `linear_attention_mask` for the duration (same values; see tests)."""
-    original = InferenceCache.attention_mask
-    if enabled:
-        InferenceCache.attention_mask = linear_attention_mask
-    try:
-        yield
-    finally:
-        InferenceCache.attention_mask = original
-
-
-def auto_chunk(config: M1Config, context: int, budget_bytes: float = 16 * 2 ** 30, largest: int = 8192) -> int:
-    """Largest power-of-two prefill chunk (<= largest, >= 256) whose fp32 score matrix [heads, chunk, S]
-    fits in budget_bytes: a masked GQA SDPA call on CUDA falls back to the math kernel, which builds it."""
-    fit = budget_bytes / (4 * config.num_attention_heads * max(context, 1))
-    return int(min(largest, max(256, 2 ** math.floor(math.log2(max(fit, 1))))))
-
 def build_pair(config: M1Config, device, dtype, seed: int = 0) -> dict[str, M1ForCausalLM]:
     """The hybrid model and its softmax twin, sharing every weight they both have (embeddings, norms,
     MoE, the softmax layers, LM head); the twin's new softmax layers are freshly initialised."""
@@ -112,10 +79,10 @@ def _prefill(model, ids: torch.Tensor, chunk: int, extra: int):
 
 @torch.no_grad()
 def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int = 3, decode_warmup: int = 2,
-                  decode_steps: int = 8, chunk: int | None = 8192, time_budget_s: float = float("inf"),
+                  decode_steps: int = 8, chunk: int = 8192, time_budget_s: float = float("inf"),
                   single_run_from: int | None = None, on_context: Callable[[dict], None] | None = None,
                   seed: int = 0) -> list[dict]:
-    """For each context length L: prefill time of L tokens (fresh cache, chunked; chunk None = auto_chunk),
+    """For each context length L: prefill time of L tokens (fresh cache, in chunks of `chunk`),
     then the time of each of `decode_steps` single-token steps at context ~L. Contexts from
     `single_run_from` on get no warm-up and one recorded prefill (each row records its counts). Stops growing L after an out-of-memory error or once one length took longer than
     `time_budget_s` in all."""
@@ -125,17 +92,16 @@ def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int =
     for L in contexts:
         ids = torch.randint(0, vocab, (1, L), generator=gen).to(device)
         step_ids = torch.randint(0, vocab, (1, decode_warmup + decode_steps), generator=gen).to(device)
-        step_chunk = chunk or auto_chunk(model.config, L)
         if single_run_from is not None and L >= single_run_from:
             warmup, repeats = 0, 1
-        row = {"context": L, "chunk": step_chunk, "warmup": warmup, "repeats": repeats,
+        row = {"context": L, "chunk": chunk, "warmup": warmup, "repeats": repeats,
                "decode_warmup": decode_warmup, "decode_steps": decode_steps}
         t0 = time.perf_counter()
         try:
             pre, cache = [], None
             for i in range(warmup + repeats):
                 cache = None  # free the previous cache before the next one is built
-                secs, cache = time_once(lambda: _prefill(model, ids, step_chunk, decode_warmup + decode_steps), device)
+                secs, cache = time_once(lambda: _prefill(model, ids, chunk, decode_warmup + decode_steps), device)
                 if i >= warmup:
                     pre.append(secs)
             dec = []

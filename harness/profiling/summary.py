@@ -11,7 +11,7 @@ import torch
 from m1bench.model.presets import preset
 
 from . import flops as F
-from .latency import build_pair, model_latency, patched_attention_mask
+from .latency import build_pair, model_latency
 from .plots import flops_curves
 from .provenance import environment, provenance_line
 from .spec import load_spec
@@ -33,11 +33,10 @@ def small_profile(out_dir: str | Path, contexts=(256, 1024), device: str = "cpu"
         r = F.flops_ratio(specs["m1"], specs["deepseek-r1"], n)
         claim[str(n)] = {"cumulative": float(r["cumulative"]), "per_token": float(r["per_token"])}
     latency = {}
-    with patched_attention_mask(True):
-        for name, model in build_pair(preset("tiny"), device, torch.float32).items():
-            rows = model_latency(model, list(contexts), warmup=1, repeats=1, decode_steps=4)
-            latency[name] = [{"context": r["context"], "prefill_s": r["prefill_s"]["median"],
-                              "decode_ms": 1e3 * r["decode_s"]["median"]} for r in rows]
+    for name, model in build_pair(preset("tiny"), device, torch.float32).items():
+        rows = model_latency(model, list(contexts), warmup=1, repeats=1, decode_steps=4)
+        latency[name] = [{"context": r["context"], "prefill_s": r["prefill_s"]["median"],
+                          "decode_ms": 1e3 * r["decode_s"]["median"]} for r in rows]
     return {"environment": env, "flops_ratio_m1_over_deepseek_r1": claim,
             "per_token_gflops_at_64k": {n: float(F.total(F.decode_flops(s, 65535))) / 1e9 for n, s in specs.items()},
             "tiny_latency": latency, "plots": [str(p) for p in plots],
