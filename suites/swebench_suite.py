@@ -84,7 +84,8 @@ class SWEbenchVerified(Suite):
                 raise DataError(f"{info['source']} row {i}: missing {', '.join(missing)}")
         excluded = []
         if opts["subset"] == "paper486":
-            excluded = [r["instance_id"] for r in rows if r["instance_id"] in PAPER_EXCLUDED]
+            excluded = [{"id": r["instance_id"], "reason": "left out of the M1 paper's n=486 set"}
+                        for r in rows if r["instance_id"] in PAPER_EXCLUDED]
             rows = [r for r in rows if r["instance_id"] not in PAPER_EXCLUDED]
         if opts.get("limit") is not None:
             rows = rows[: opts["limit"]]

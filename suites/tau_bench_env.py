@@ -215,9 +215,9 @@ def reward_info(info: Any) -> dict[str, Any]:
 
 def _facts(env: Any, source: str, version: str | None) -> dict[str, Any]:
     tasks = [_plain(t) for t in env.tasks]
-    return {"source": source, "version": version, "tasks": len(tasks),
-            "tasks_hash": data_hash(tasks)[:16], "data_hash": data_hash(env.data)[:16],
-            "wiki_hash": hashlib.sha256(env.wiki.encode()).hexdigest()[:16],
+    parts = {"tasks_hash": data_hash(tasks)[:16], "data_hash": data_hash(env.data)[:16],
+             "wiki_hash": hashlib.sha256(env.wiki.encode()).hexdigest()[:16], "tools_hash": data_hash(env.tools_info)[:16]}
+    return {"source": source, "revision": version, "rows": len(tasks), "content_hash": data_hash(parts)[:16], **parts,
             "tools": [t["function"]["name"] for t in env.tools_info]}
 
 

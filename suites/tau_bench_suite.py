@@ -58,7 +58,7 @@ class TauBench(Suite):
         if d is None:
             return "tau-bench reward (replayed)"
         env = "tau_bench" if d.info["source"].startswith("tau_bench:") else "m1bench LocalEnv"
-        return f"{env} {d.info['version'] or ''} reward (replayed)".replace("  ", " ")
+        return f"{env} {d.info['revision'] or ''} reward (replayed)".replace("  ", " ")
 
     def load(self, opts: dict[str, Any]) -> tuple[list[Problem], dict[str, Any]]:
         if opts["max_steps"] < 1:
@@ -90,7 +90,7 @@ class TauBench(Suite):
 
     def score(self, problem: Problem, completion: Completion, opts: dict[str, Any]) -> Score:
         out = replay(self._get_domain(opts), problem.meta["task_index"], completion.trajectory or [])
-        return Score(correct=out["reward"] >= SUCCESS_MIN, details=out)
+        return Score(correct=out["reward"] >= SUCCESS_MIN, value=out["reward"], details=out)
 
     def aggregate(self, problems: list[list[Outcome]], k: int, seed: int) -> list[dict[str, Any]]:
         return summarize_pass_hat(problems, seed=seed)

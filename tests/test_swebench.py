@@ -83,6 +83,12 @@ BREAKS_ADD = FIX + "\n### calc/ops.py\n<<<<<<< SEARCH\n    return a + b\n=======
 NOT_IN_FILE = "### calc/ops.py\n<<<<<<< SEARCH\n    return len(values)\n=======\n    return 1\n>>>>>>> REPLACE\n"
 
 
+@pytest.fixture(autouse=True)
+def reports_in_tmp(tmp_path, monkeypatch):
+    """Run reports go under the test's tmp dir, not the repository's reports/."""
+    monkeypatch.setenv("M1BENCH_REPORTS_DIR", str(tmp_path / "reports"))
+
+
 def quiet():
     return Console(file=open("/dev/null", "w"))
 
@@ -245,7 +251,7 @@ def test_paper_subset_and_missing_checkout(instance):
     out = instance["tmp"] / "run"
     res = run(cfg_for(instance, out, subset="paper486"), ScriptedCoder())
     s = res["suites"]["swebench-verified"]
-    assert s["data"]["subset"] == "paper486" and s["data"]["excluded"] == ["psf__requests-2317"]
+    assert s["data"]["subset"] == "paper486" and s["data"]["excluded"] == [{"id": "psf__requests-2317", "reason": "left out of the M1 paper's n=486 set"}]
     assert s["data"]["instances"] == 1 and [r["problem_id"] for r in records(out)] == [IID]
     with pytest.raises(DataError, match=r"psf/requests: no checkout at .*psf__requests \(clone is off"):
         run(cfg_for(instance, instance["tmp"] / "run2"), ScriptedCoder())

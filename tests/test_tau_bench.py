@@ -25,6 +25,12 @@ FIXTURES = Path(__file__).parent / "fixtures" / "tau"
 SHOP = FIXTURES / "shop_domain.py"
 
 
+@pytest.fixture(autouse=True)
+def reports_in_tmp(tmp_path, monkeypatch):
+    """Run reports go under the test's tmp dir, not the repository's reports/."""
+    monkeypatch.setenv("M1BENCH_REPORTS_DIR", str(tmp_path / "reports"))
+
+
 def quiet():
     return Console(file=open("/dev/null", "w"))
 
