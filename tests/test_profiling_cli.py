@@ -101,6 +101,12 @@ def test_server_profiler_counts_failures():
     assert rows[0]["ttft_p50_s"] is None
 
 
+def test_server_profiler_counts_errors_inside_the_stream():
+    with StubServer(ttft_s=0.0, tpot_s=0.0, fail_after_tokens=2) as stub:
+        rows, _ = asyncio.run(profile_server(stub.url, "stub", [10], [2], 3, 5, warmup=0))
+    assert rows[0]["ok"] == 0 and rows[0]["errors"] == 3 and rows[0]["error_kinds"] == ["stream_error"]
+
+
 def test_server_command_with_stub(tmp_path):
     out = tmp_path / "srv"
     main(["profile", "server", "--stub", "--prompt-words", "16", "--concurrency", "1,2", "--requests", "2",

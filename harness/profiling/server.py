@@ -13,6 +13,8 @@ import statistics
 import time
 from typing import Callable
 
+import openai
+
 from m1bench.harness.client import RequestError
 from m1bench.harness.openai_client import OpenAIClient
 from m1bench.harness.types import Request, Sampling, tpot
@@ -49,6 +51,8 @@ async def run_level(client: OpenAIClient, prompt_words: int, concurrency: int, n
                 results.append(await client.complete(req))
             except RequestError as e:
                 errors.append(e.kind)
+            except openai.APIError:  # an error event inside the stream (the server failed mid-answer)
+                errors.append("stream_error")
         if on_done:
             on_done()
 

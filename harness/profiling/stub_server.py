@@ -1,6 +1,6 @@
 """A local OpenAI-compatible chat endpoint with known timing, to test the server profiler against:
 time to first token = ttft_s + prefill_s_per_word * (words in the prompt), then one word per
-`tpot_s`, `max_tokens` words in all. Binds 127.0.0.1 only; stdlib, no model."""
+`tpot_s`, `max_tokens` words in all (or an error event after `fail_after_tokens`). Binds 127.0.0.1 only; stdlib, no model."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class StubServer:
-    def __init__(self, ttft_s: float = 0.02, tpot_s: float = 0.005, prefill_s_per_word: float = 0.0):
+    def __init__(self, ttft_s: float = 0.02, tpot_s: float = 0.005, prefill_s_per_word: float = 0.0,
+                 fail_after_tokens: int | None = None):
         self.ttft_s, self.tpot_s, self.prefill_s_per_word = ttft_s, tpot_s, prefill_s_per_word
+        self.fail_after_tokens = fail_after_tokens  # stream an error event after this many tokens
         self.requests = 0
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -69,6 +71,10 @@ class StubServer:
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for i in range(n):
+                    if i == stub.fail_after_tokens:
+                        self._chunk(f"data: {json.dumps({'error': {'message': 'stub failure', 'type': 'server_error'}})}\n\n".encode())
+                        self._chunk(b"")
+                        return
                     if i:
                         time.sleep(stub.tpot_s)
                     self._event({"choices": [{"index": 0, "delta": {"content": " tok" if i else "tok"},
