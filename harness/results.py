@@ -57,7 +57,7 @@ def _mean(xs: list[float]) -> float | None:
 def suite_results(runner: "Runner", name: str, items: list, n_problems: int, data: dict) -> dict[str, Any]:
     suite, opts = runner.suites[name], runner.cfg.suites[name]
     by_problem: dict[str, list[Outcome]] = defaultdict(list)
-    req_errors, counts = Counter(), Counter()
+    req_errors, counts, finish = Counter(), Counter(), Counter()
     prompt_tok = completion_tok = 0
     ttft, tpot, routing = [], [], []
     for it in items:
@@ -78,6 +78,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
         if c.get("routing"):
             routing.append(c["routing"])
         counts["truncated"] += c["finish_reason"] == "length"
+        finish[c["finish_reason"]] += 1
         counts["empty_answer"] += not c["text"].strip()
         if rec["score"] is None:
             counts["grading_errors"] += 1
@@ -92,6 +93,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
                    "request_errors": sum(req_errors.values()), "request_errors_by_kind": dict(req_errors),
                    "grading_errors": counts["grading_errors"], "missing": counts["missing"],
                    "truncated": counts["truncated"], "empty_answers": counts["empty_answer"],
+                   "finish_reasons": dict(finish),
                    **runner.stats[name]},
         "tokens": {"prompt": prompt_tok, "completion": completion_tok},
         "latency": {"mean_ttft_s": _mean(ttft), "mean_tpot_s": _mean(tpot)},

@@ -48,8 +48,12 @@ def format_tool_calls(tool_calls: list[dict]) -> str:
     for call in tool_calls:
         fn = call.get("function", call)
         args = fn.get("arguments", {})
-        lines.append(json.dumps({"name": fn["name"], "arguments": json.loads(args) if isinstance(args, str) else args},
-                                ensure_ascii=False))
+        if isinstance(args, str):  # OpenAI sends JSON text; a malformed call is replayed as the model wrote it
+            try:
+                args = json.loads(args)
+            except json.JSONDecodeError:
+                pass
+        lines.append(json.dumps({"name": fn["name"], "arguments": args}, ensure_ascii=False))
     return "<tool_calls>\n" + "\n".join(lines) + "\n</tool_calls>"
 
 
