@@ -43,7 +43,7 @@ def _cpu_flash_sdpa(query_shape, key_shape, value_shape, *args, **kwargs) -> int
 
 
 # torch counts the CUDA SDPA kernels but not the CPU flash kernel that CPU SDPA calls; give it torch's
-# own SDPA formula (dense: every query against every key of the call, mask or not).
+# own SDPA formula (dense: every query against every key of the call, whatever the mask).
 CUSTOM_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_sdpa}
 
 
@@ -75,8 +75,8 @@ class Step:
             rel = abs(counted - seen) / seen if seen else float("inf")
             notes = [f"{c} not counted: {why}" for c, why in unseen.items() if c in comps and self.analytic[c]]
             if group == "softmax_attention" and self.phase == "prefill" and self.length > 1:
-                notes.append(f"SDPA with a mask computes (and torch counts) the dense {self.length} x "
-                             f"{self.start + self.length} scores (causal needs {self.causal_attention:.4g})")
+                notes.append(f"torch's SDPA formula counts the dense {self.length} x {self.start + self.length} "
+                             f"scores whatever the mask (causal needs {self.causal_attention:.4g})")
             note = "; ".join(notes)
             out.append({"phase": self.phase, "start": self.start, "length": self.length, "component": group,
                         "counted": counted, "analytic_seen": seen, "analytic": full, "rel_diff": rel, "note": note})

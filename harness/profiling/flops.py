@@ -25,7 +25,8 @@ Counting conventions (analytic FLOPs, forward only, batch 1):
 - A token at position t (0-based) attends to t+1 keys (itself included). Softmax/MLA attention:
   scores 2*H*d_qk*(t+1), values 2*H*d_v*(t+1) per layer. Prefill counts causal attention by default
   (a causal kernel skips the masked half); `attention="dense"` counts the full T x S score matrix, which
-  is what an SDPA call with an explicit mask does and what torch's FlopCounterMode counts.
+  is what torch's FlopCounterMode formula for SDPA counts whatever the mask (and what a kernel that
+  takes an explicit boolean mask computes).
 - GQA: K/V projections cost their real (fewer) heads; scores and values cost every query head.
 - Lightning (per layer, H heads of d): decode does o = q S (lightning_inter, 2Hd^2) and
   S <- exp(-s) S + k^T v (lightning_state, 2Hd^2: one multiply and one add per state entry). Prefill runs
