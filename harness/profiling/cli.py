@@ -406,13 +406,15 @@ def add_parser(subparsers):
                                      "for the hybrid and its softmax twin (shared weights where shared), plus one "
                                      "layer's attention kernels (lightning vs SDPA).")
     lat.add_argument("--preset", default="tiny", help="model preset (tiny on CPU, small on GPU)")
-    lat.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    lat.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                     help="cpu or cuda[:N] (default: cuda when available)")
     lat.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                      help="default: bfloat16 on CUDA, float32 on CPU")
     lat.add_argument("--contexts", type=_ints, default=[1024, 2048, 4096, 8192], help="context lengths (K/M suffixes)")
     lat.add_argument("--twin-max-context", type=lambda s: _ints(s)[0], default=1 << 62,
                      help="longest context for the softmax twin")
-    lat.add_argument("--variants", type=lambda s: s.split(","), default=["hybrid", "softmax-twin"])
+    lat.add_argument("--variants", type=lambda s: s.split(","), default=["hybrid", "softmax-twin"],
+                     help="which of hybrid,softmax-twin to measure, in this order")
     lat.add_argument("--warmup", type=int, default=1, help="unrecorded prefill runs per context")
     lat.add_argument("--repeats", type=int, default=3, help="recorded prefill runs per context")
     lat.add_argument("--decode-steps", type=int, default=8, help="recorded decode steps per context (after 2 warm-up)")
@@ -422,8 +424,8 @@ def add_parser(subparsers):
     lat.add_argument("--time-budget-s", type=float, default=float("inf"),
                      help="stop growing the context once one length takes longer than this")
     lat.add_argument("--kernel-contexts", type=_ints, default=[], help="kernel-level lengths (empty: skip)")
-    lat.add_argument("--kernel-heads", type=int, default=64)
-    lat.add_argument("--kernel-kv-heads", type=int, default=8)
+    lat.add_argument("--kernel-heads", type=int, default=64, help="query heads of the kernel-level layer (M1: 64)")
+    lat.add_argument("--kernel-kv-heads", type=int, default=8, help="SDPA KV heads (M1 softmax layers: 8)")
     lat.add_argument("--kernel-head-dim", type=int, default=128)
     lat.add_argument("--fold", nargs="*", default=[], help="kernels benchmark JSON files (kernels/bench.py) to fold in")
     lat.add_argument("--seed", type=int, default=0)
@@ -444,7 +446,7 @@ def add_parser(subparsers):
     s.add_argument("--model", default="stub", help="model name to send")
     s.add_argument("--api-key", default=None)
     s.add_argument("--prompt-words", type=_ints, default=[128, 1024], help="prompt lengths in words (~tokens)")
-    s.add_argument("--concurrency", type=_ints, default=[1, 4, 16])
+    s.add_argument("--concurrency", type=_ints, default=[1, 4, 16], help="requests in flight at once, per level")
     s.add_argument("--requests", type=int, default=16, help="requests per level (at least the concurrency)")
     s.add_argument("--max-tokens", type=int, default=64)
     s.add_argument("--timeout-s", type=float, default=600.0)
