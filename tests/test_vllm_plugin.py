@@ -37,15 +37,20 @@ def checkpoint(tmp_path_factory):
     return ensure_vllm_tiny(tmp_path_factory.mktemp("ckpt") / "tiny-vllm")
 
 
-@pytest.fixture(scope="module")
-def server(checkpoint, tmp_path_factory):
+def start_server(checkpoint, run_dir, *extra):
     from m1bench.harness.serving.launcher import ManagedServer, ServerSpec
     # Small chunks (max-num-batched-tokens 64) so long prompts are prefilled in several steps: the
     # lightning state must carry over between a request's chunks.
     spec = ServerSpec(model=str(checkpoint), engine="vllm", dtype="float32", max_model_len=512, max_num_seqs=8,
                       kv_cache_memory_bytes=256 << 20, gpu_memory_utilization=0.3, enforce_eager=True,
-                      extra_args=["--max-logprobs", "-1", "--max-num-batched-tokens", "64"], health_timeout_s=900)
-    with ManagedServer(spec, tmp_path_factory.mktemp("run")) as srv:
+                      extra_args=["--max-logprobs", "-1", "--max-num-batched-tokens", "64", *extra],
+                      health_timeout_s=900)
+    return ManagedServer(spec, run_dir)
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, tmp_path_factory):
+    with start_server(checkpoint, tmp_path_factory.mktemp("run")) as srv:
         yield srv
 
 
@@ -78,12 +83,22 @@ def test_greedy_tokens_and_logprobs_match_reference(server, reference):
     """Prompts of 1, ~20 and ~140 tokens (the last prefilled in 3 chunks), batched together, twice
     (the second round reuses state slots: a 1-token prompt is scheduled as a decode and once read the
     previous owner's state); every position's full-vocabulary log-probs against the reference model."""
+    check_against_reference(server, reference)
+
+
+@needs_vllm
+def test_tensor_parallel_2_matches_reference(checkpoint, reference, tmp_path):
+    """Two ranks: heads, the lightning norm's variance (all-reduced), slopes and experts sharded."""
+    with start_server(checkpoint, tmp_path, "--tensor-parallel-size", "2") as srv:
+        check_against_reference(srv, reference)
+
+
+def check_against_reference(server, reference, steps: int = 10):
     import concurrent.futures as cf
     model, tok = reference
     prompts = [tok.encode(p) for p in ("a", "Hello world, this is a test",
                                        "The quick brown fox jumps over the lazy dog. " * 3)]
     V = model.config.vocab_size
-    steps = 10
 
     def ask(ids):
         return post(server, "/completions", {"model": server.served_model_name, "prompt": ids, "max_tokens": steps,
@@ -100,7 +115,7 @@ def test_greedy_tokens_and_logprobs_match_reference(server, reference):
         assert generated == ref.token_ids
         with torch.no_grad():
             want = torch.log_softmax(model(torch.tensor([ids + ref.token_ids]))[0], -1)
-        got_prompt = [_vocab_vector(out["choices"][0]["prompt_logprobs"][p], V) for p in range(1, len(ids))]
+        got_prompt = [_vocab_vector(choice["prompt_logprobs"][p], V) for p in range(1, len(ids))]
         got_decode = [_vocab_vector({t.removeprefix("token_id:"): {"logprob": lp} for t, lp in d.items()}, V)
                       for d in choice["logprobs"]["top_logprobs"]]
         got = torch.stack(got_prompt + got_decode)

@@ -12,6 +12,7 @@ per sample: sample i of a request with seed s uses seed s + i).
 """
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 import time
@@ -123,13 +124,14 @@ def concat_caches(a: InferenceCache, b: InferenceCache) -> InferenceCache:
         t = t[:, :length]
         return torch.cat([t.new_full((t.shape[0], L - length, *t.shape[2:]), fill), t], dim=1)
 
-    out = InferenceCache.__new__(InferenceCache)
+    out = copy.copy(a)  # every attribute of the cache; the per-row tensors are replaced below
     out.states = {l: torch.cat([a.states[l], b.states[l]]) for l in a.states}
     out.keys = {l: torch.cat([pad(a.keys[l], a.length, 0), pad(b.keys[l], b.length, 0)]) for l in a.keys}
     out.values = {l: torch.cat([pad(a.values[l], a.length, 0), pad(b.values[l], b.length, 0)]) for l in a.values}
     out.real = torch.cat([pad(a.real, a.length, False), pad(b.real, b.length, False)])
     out.length = L
     out.num_real = torch.cat([a.num_real, b.num_real])
+    out.padded = not bool(out.real.all())
     return out
 
 
@@ -143,6 +145,7 @@ def trim_cache(cache: InferenceCache) -> None:
     cache.values = {l: t[:, drop:] for l, t in cache.values.items()}
     cache.real = cache.real[:, drop:]
     cache.length -= drop
+    cache.padded = not bool(cache.real[:, :cache.length].all())
 
 
 class Engine:
