@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from m1bench.harness.client import Client, RequestError, make_client
 from m1bench.harness.config import RunConfig
 from m1bench.harness.records import RecordStore
+from m1bench.harness.reports import write_report
 from m1bench.harness.results import build_results, external_results, print_summary, write_results
 from m1bench.harness.types import Completion, Request, Sampling
 from m1bench.suites import get_suite
@@ -134,6 +135,12 @@ class Runner:
         results = build_results(self, plans, problems, data_info, time.perf_counter() - t_start)
         write_results(self.out_dir / "results.json", results)
         print_summary(results, self.console)
+        try:  # the results are on disk either way; `m1bench report RUN_DIR` writes the report again
+            self.report_dir = write_report(self.out_dir, results, [self.records[it.hash] for items in plans.values()
+                                                                   for it in items if it.hash in self.records])
+            self.console.print(f"report: {self.report_dir / 'report.html'} (report.json, report.md, samples.jsonl beside it)")
+        except Exception as e:
+            self.console.print(f"[red]report not written:[/] {type(e).__name__}: {e}")
         return results
 
     def _advance(self, item: Planned) -> None:

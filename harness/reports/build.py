@@ -242,7 +242,8 @@ def suite_section(name: str, s: dict[str, Any], records: list[dict[str, Any]], r
         extra["breakdown"] = breakdown
     return {
         "suite_version": str(s["suite_version"]),
-        "dataset": {"id": data.get("source"), **{k: v for k, v in data.items() if k not in _DATASET_SKIP}},
+        "dataset": {"id": data.get("source"), "revision": data.get("revision"), "content_hash": data.get("content_hash"),
+                    **{k: v for k, v in data.items() if k not in _DATASET_SKIP}},
         "filters": filters_section(opts, data),
         "options": opts,
         "prompts": prompts_section(records, template_sha),

@@ -57,7 +57,7 @@ def problem_rate_plot(report: dict[str, Any], path: Path, footer: str) -> bool:
     ax.set_xlabel("fraction of a problem's samples that were correct")
     ax.set_ylabel("problems")
     ax.set_title("Per-problem success rate")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path, footer)
     return True
@@ -77,7 +77,7 @@ def completion_tokens_plot(report: dict[str, Any], samples: list[dict[str, Any]]
     ax.set_xlabel("completion tokens per sample (dashed: max_tokens; samples there were truncated)")
     ax.set_ylabel("samples")
     ax.set_title("Completion length")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path, footer)
     return True
