@@ -129,3 +129,16 @@ def test_small_profile_for_the_main_job(tmp_path):
     assert all(r["prefill_s"] > 0 and r["decode_ms"] > 0 for rows in out["tiny_latency"].values() for r in rows)
     assert (tmp_path / "flops.png").exists()
     json.dumps(out)
+
+
+def test_replot_reads_latency_and_server_json(tmp_path):
+    out = tmp_path / "srv"
+    main(["profile", "server", "--stub", "--prompt-words", "8", "--concurrency", "1", "--requests", "1",
+          "--max-tokens", "2", "--out", str(out)])
+    out.with_suffix(".png").unlink()
+    main(["profile", "replot", str(out.with_suffix(".json"))])
+    assert out.with_suffix(".png").exists()
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"kind": "something"}))
+    with pytest.raises(SystemExit, match="kind"):
+        main(["profile", "replot", str(bad)])

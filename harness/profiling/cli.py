@@ -252,8 +252,12 @@ def cmd_latency(args):
 
 
 def cmd_replot(args):
-    stem = Path(args.json).with_suffix("")
-    _report_latency(json.loads(Path(args.json).read_text()), stem)
+    payload = json.loads(Path(args.json).read_text())
+    report = {"profile_latency": _report_latency, "profile_server": _report_server}.get(payload.get("kind"))
+    if report is None:
+        raise SystemExit(f"{args.json}: field 'kind' is {payload.get('kind')!r}; replot reads profile_latency "
+                         "and profile_server JSON")
+    report(payload, Path(args.json).with_suffix(""))
 
 
 def _report_latency(payload: dict, stem: Path):
@@ -342,27 +346,34 @@ def cmd_server(args):
     else:
         rows, client = run(args.endpoint)
         endpoint = args.endpoint
-    table = Table(title=f"Server latency: {args.model} at {endpoint}")
-    for col in ("prompt tok", "concurrency", "ok/err", "TTFT p50 ms", "TTFT p90 ms", "TPOT p50 ms", "e2e p50 s",
-                "out tok/s", "req/s"):
+    env = environment("cpu")
+    env["device"] = f"client on {env['device']}; server: {endpoint}"
+    stem = Path(args.out)
+    payload = {"kind": "profile_server", "environment": env, "endpoint": endpoint, "client": client,
+               "settings": {"model": args.model, "prompt_words": args.prompt_words, "concurrency": args.concurrency,
+                            "requests_per_level": args.requests, "max_tokens": args.max_tokens, "temperature": 0.0,
+                            "warmup_requests": 1},
+               "levels": rows}
+    _report_server(payload, stem)
+
+
+def _report_server(payload: dict, stem: Path):
+    rows, settings = payload["levels"], payload["settings"]
+    table = Table(title=f"Server latency: {settings['model']} at {payload['endpoint']}")
+    for col in ("prompt words", "prompt tok", "concurrency", "ok/err", "TTFT p50 ms", "TTFT p90 ms", "TPOT p50 ms",
+                "e2e p50 s", "out tok/s", "req/s"):
         table.add_column(col, justify="right")
     ms = lambda x: "-" if x is None else f"{x * 1e3:.1f}"  # noqa: E731
     for r in rows:
-        table.add_row(str(r["prompt_tokens"]), str(r["concurrency"]), f"{r['ok']}/{r['errors']}", ms(r["ttft_p50_s"]),
-                      ms(r["ttft_p90_s"]), ms(r["tpot_p50_s"]), f"{r['e2e_p50_s'] or 0:.3f}",
+        table.add_row(str(r["prompt_words"]), str(r["prompt_tokens"]), str(r["concurrency"]), f"{r['ok']}/{r['errors']}",
+                      ms(r["ttft_p50_s"]), ms(r["ttft_p90_s"]), ms(r["tpot_p50_s"]), f"{r['e2e_p50_s'] or 0:.3f}",
                       f"{r['output_tok_per_s'] or 0:.1f}", f"{r['requests_per_s'] or 0:.2f}")
     console.print(table)
-    env = environment("cpu")
-    env["device"] = f"client on {env['device']}; server: {endpoint}"
     from .plots import server_curves
-    stem = Path(args.out)
-    plots = server_curves(rows, stem, provenance_line(env, f"{args.model}, max_tokens {args.max_tokens}"))
-    path = _write_json(stem.with_suffix(".json"), {
-        "kind": "profile_server", "environment": env, "endpoint": endpoint, "client": client,
-        "settings": {"model": args.model, "prompt_words": args.prompt_words, "concurrency": args.concurrency,
-                     "requests_per_level": args.requests, "max_tokens": args.max_tokens, "temperature": 0.0,
-                     "warmup_requests": 1},
-        "levels": rows, "plots": [str(p) for p in plots]})
+    plots = server_curves(rows, stem, provenance_line(payload["environment"],
+                                                      f"{settings['model']}, max_tokens {settings['max_tokens']}"))
+    payload["plots"] = [str(p) for p in plots]
+    path = _write_json(stem.with_suffix(".json"), payload)
     console.print(f"wrote {path} and {', '.join(map(str, plots))}")
 
 
@@ -432,10 +443,10 @@ def add_parser(subparsers):
     lat.add_argument("--out", default=None, help="output stem (default reports/bench/profile_latency_<device>)")
     lat.set_defaults(func=_latency_defaults)
 
-    r = sub.add_parser("replot", help="tables and plots of a latency JSON measured elsewhere (e.g. on a GPU machine)",
-                       description="Re-render the tables and PNG/SVG plots of a `profile latency` JSON file "
-                                   "(written next to it).")
-    r.add_argument("json", help="a profile_latency JSON file")
+    r = sub.add_parser("replot", help="tables and plots of a latency or server JSON (e.g. one measured on a GPU machine)",
+                       description="Re-render the tables and PNG/SVG plots of a `profile latency` or `profile server` "
+                                   "JSON file (written next to it).")
+    r.add_argument("json", help="a profile_latency or profile_server JSON file")
     r.set_defaults(func=cmd_replot)
 
     s = sub.add_parser("server", help="TTFT, TPOT, e2e latency and throughput of an OpenAI-compatible endpoint",

@@ -99,17 +99,23 @@ def kernel_curves(rows: list[dict], stem: Path, provenance: str) -> list[Path]:
 
 
 def server_curves(rows: list[dict], stem: Path, provenance: str) -> list[Path]:
-    """rows: {"prompt_tokens", "concurrency", "ttft_p50_s", "tpot_p50_s", "output_tok_per_s"}; one line per prompt length."""
+    """rows: {"prompt_words", "prompt_tokens", "concurrency", "ttft_p50_s", "tpot_p50_s", "output_tok_per_s"};
+    one line per prompt length."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     keys = (("ttft_p50_s", "TTFT p50 (ms)", 1e3), ("tpot_p50_s", "TPOT p50 (ms)", 1e3),
             ("output_tok_per_s", "output throughput (tokens/s)", 1))
+    levels = sorted({r["concurrency"] for r in rows})
     for ax, (key, label, scale) in zip(axes, keys):
-        for prompt in sorted({r["prompt_tokens"] for r in rows}):
-            pts = sorted((r["concurrency"], r[key]) for r in rows if r["prompt_tokens"] == prompt and r[key] is not None)
+        for words in sorted({r["prompt_words"] for r in rows}):
+            mine = [r for r in rows if r["prompt_words"] == words]
+            pts = sorted((r["concurrency"], r[key]) for r in mine if r[key] is not None)
+            tokens = int(np.median([r["prompt_tokens"] for r in mine]))
             if pts:
-                ax.plot([p[0] for p in pts], [p[1] * scale for p in pts], "o-", label=f"prompt {prompt} tok")
-        ax.set(xscale="log", xlabel="concurrent requests", ylabel=label)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+                ax.plot([p[0] for p in pts], [p[1] * scale for p in pts], "o-", label=f"prompt ~{tokens} tokens")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(levels, [str(c) for c in levels])
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set(xlabel="concurrent requests", ylabel=label)
         ax.grid(alpha=0.3, which="both")
         ax.legend()
     return _save(fig, stem, provenance)
