@@ -61,6 +61,18 @@ def test_latency_command_small(tmp_path):
     assert out.with_suffix(".png").exists() and (tmp_path / "lat_kernels.png").exists()
 
 
+def test_kernels_bench_json_folds_in(tmp_path):
+    from m1bench.harness.profiling.cli import _fold_kernel_bench
+    bench = tmp_path / "lightning.json"
+    bench.write_text(json.dumps({"prefill": {"rows": [{"T": 16384, "ours_ms": 0.38, "sdpa_ms": 6.6},
+                                                      {"T": 32768, "ours_ms": 0.77, "fla_ms": 1.5}]}}))
+    rows = _fold_kernel_bench([str(bench)])
+    assert {(r["impl"], r["context"], r["median_ms"]) for r in rows} == {
+        ("lightning (kernels bench)", 16384, 0.38), ("sdpa (kernels bench)", 16384, 6.6),
+        ("lightning (kernels bench)", 32768, 0.77), ("fla (kernels bench)", 32768, 1.5)}
+    assert all(r["phase"] == "prefill" for r in rows)
+
+
 def test_twin_shares_weights_with_the_hybrid():
     pair = build_pair(preset("tiny"), "cpu", torch.float32)
     h, t = pair["hybrid"].state_dict(), pair["softmax-twin"].state_dict()
