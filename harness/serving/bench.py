@@ -166,18 +166,27 @@ def main(argv=None) -> int:
     levels = dict(prompt_words=[16, 256], concurrency=[1, 4, 16], requests_per_level=args.requests,
                   max_tokens=args.max_tokens, warmup=2)
     out = Path(args.out)
-    run_dir = out.parent / f"{out.stem}_logs"
+    run_dir = Path("runs") / f"bench-{out.stem}"  # server logs (runs/ is not committed)
     result = {"benchmark": "serving", "model": "tiny (4 layers: 3 lightning + 1 softmax; vLLM: head_dim 32)",
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                           "load_average_at_start": os.getloadavg()},
               "levels": levels, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save():  # after every part, so a failure later keeps what was measured
+        result["machine"]["load_average_at_end"] = os.getloadavg()  # the cores are shared: read numbers with this
+        result["max_rss_mib_client"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
     if not args.skip_client:
         console.print("client overhead vs a zero-latency stub …")
         result["client_overhead"] = client_overhead()
+        save()
     if not args.skip_embedded:
         console.print("embedded server …")
         result["embedded"] = serve_and_profile(ServerSpec(model="tiny", engine="embedded", max_batch_size=16),
                                                sys.executable, run_dir, levels)
+        save()
     if args.vllm_python:
         console.print("vLLM-CPU server …")
         from ...model.vllm_plugin.tiny import ensure_vllm_tiny
@@ -188,10 +197,7 @@ def main(argv=None) -> int:
         result["vllm_cpu"]["version"] = subprocess.run(
             [args.vllm_python, "-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"],
             capture_output=True, text=True).stdout.strip()
-    result["machine"]["load_average_at_end"] = os.getloadavg()  # the cores are shared: read numbers with this
-    result["max_rss_mib_client"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+        save()
     _print(result)
     console.print(f"wrote {out}")
     return 0

