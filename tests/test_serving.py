@@ -299,3 +299,21 @@ def test_client_that_hangs_up_mid_stream_frees_its_batch_slot(served):
     while engine.samples and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not engine.samples and engine.steps < 3000
+
+
+def test_a_failing_request_fails_alone(tiny):
+    """A prefill that raises (an out-of-vocabulary id) ends that request with the error; the engine
+    keeps serving."""
+    model, tok = tiny
+    engine = Engine(model, tok)
+    events = []
+    done = threading.Event()
+    try:
+        engine.submit(EngineRequest([10 ** 6], [SamplingParams(max_new_tokens=3, temperature=0)],
+                                    lambda e: (events.append(e), done.set())))
+        assert done.wait(30)
+        assert events[-1].finish_reason.startswith("error: IndexError")
+        [r] = run_engine(engine, [tok.encode("still here")], [SamplingParams(max_new_tokens=4, temperature=0)], [0])
+        assert r["finish"] == "length" and r["tokens"] == 4
+    finally:
+        engine.shutdown()

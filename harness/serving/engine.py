@@ -205,7 +205,12 @@ class Engine:
         except queue.Empty:
             pass
         if new:
-            self._prefill(new)
+            try:
+                self._prefill(new)
+            except Exception as e:  # these requests fail; the running batch goes on
+                for r in new:
+                    for i in range(len(r.params)):
+                        r.emit(TextEvent(i, "", f"error: {type(e).__name__}: {e}"))
 
     def _prefill(self, requests: list[EngineRequest]) -> None:
         width = max(len(r.prompt_ids) for r in requests)
