@@ -165,6 +165,10 @@ class OpenAIClient:
             raise _Retryable("timeout", f"timeout talking to {ep.url}") from None
         except (openai.APIConnectionError, httpx.TransportError) as e:
             raise _Retryable("connection", f"{type(e).__name__} talking to {ep.url}: {e}") from None
+        except openai.APIError as e:  # an error event in the middle of the stream
+            raise _Retryable("server", f"error in the stream from {ep.url}: {_short(e)}") from None
+        except json.JSONDecodeError as e:
+            raise _Retryable("malformed", f"malformed JSON in the stream from {ep.url}: {e}") from None
         total = time.perf_counter() - t0
         if finish is None:
             raise _Retryable("connection", f"stream from {ep.url} ended without a finish reason")

@@ -68,6 +68,10 @@ class StubServer:
                         key = "reasoning_content" if field == "reasoning" else "content"
                         chunk({key: text[i:i + server.chunk]})
                         n += 1
+                        if fault == "malformed" and n == 1:
+                            self.wfile.write(b"data: {not json\n\n")
+                        if fault == "error_event" and n == 1:
+                            send({"error": {"message": "injected mid-stream error"}})
                         if fault == "reset" and n == 2:
                             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                             self.connection.close()

@@ -52,7 +52,8 @@ def test_length_finish_is_truncation():
     assert c.truncated
 
 
-@pytest.mark.parametrize("fault", [("status", 429, {"Retry-After": "0"}), ("status", 503), "reset"])
+@pytest.mark.parametrize("fault", [("status", 429, {"Retry-After": "0"}), ("status", 503), "reset", "malformed",
+                                   "error_event"])
 def test_retries_transient_failures(fault):
     with StubServer(lambda body: {"content": "fine, thanks"}, faults=[fault]) as srv:
         c = run(_complete(OpenAIClient([srv.url], "m", backoff_s=0.01, cooldown_s=0.01)))
