@@ -37,7 +37,7 @@ def checkpoint(tmp_path_factory):
     return ensure_vllm_tiny(tmp_path_factory.mktemp("ckpt") / "tiny-vllm")
 
 
-def start_server(checkpoint, run_dir, *extra):
+def start_server(checkpoint, run_dir, *extra, env=None):
     from m1bench.harness.serving.launcher import ManagedServer, ServerSpec
     # Small chunks (max-num-batched-tokens 64) so long prompts are prefilled in several steps: the
     # lightning state must carry over between a request's chunks.
@@ -45,7 +45,7 @@ def start_server(checkpoint, run_dir, *extra):
                       kv_cache_memory_bytes=256 << 20, gpu_memory_utilization=0.3, enforce_eager=True,
                       extra_args=["--max-logprobs", "-1", "--max-num-batched-tokens", "64", *extra],
                       health_timeout_s=900)
-    return ManagedServer(spec, run_dir)
+    return ManagedServer(spec, run_dir, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +89,9 @@ def test_greedy_tokens_and_logprobs_match_reference(server, reference):
 @needs_vllm
 def test_tensor_parallel_2_matches_reference(checkpoint, reference, tmp_path):
     """Two ranks: heads, the lightning norm's variance (all-reduced), slopes and experts sharded."""
-    with start_server(checkpoint, tmp_path, "--tensor-parallel-size", "2") as srv:
+    # One core per rank (vLLM-CPU binds ranks to NUMA nodes by default, and this machine has one).
+    env = {"VLLM_CPU_OMP_THREADS_BIND": "0|1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    with start_server(checkpoint, tmp_path, "--tensor-parallel-size", "2", env=env) as srv:
         check_against_reference(srv, reference)
 
 
