@@ -11,6 +11,12 @@ if not torch.cuda.is_available():
 from m1bench.model.tiny import ensure_tiny
 
 
+@pytest.fixture(autouse=True)
+def reports_in_tmp(tmp_path, monkeypatch):
+    """Runs end by writing a report under ./reports; tests keep theirs in their own tmp dir."""
+    monkeypatch.setenv("M1BENCH_REPORTS_DIR", str(tmp_path / "reports"))
+
+
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A freshly made tiny checkpoint (seeded), shared by the whole test session."""
