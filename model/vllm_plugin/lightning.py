@@ -20,8 +20,9 @@ from vllm.model_executor.layers.mamba.linear.base import LinearAttention
 from vllm.model_executor.layers.minimax_rms_norm import MiniMaxText01RMSNormTP
 from vllm.v1.attention.backends.linear_attn import LinearAttentionMetadata
 
-from ...kernels import lightning_attention, lightning_decode
+from ...kernels import lightning_attention
 from ..config import M1Config
+from .state import lightning_batch
 
 
 class M1LightningAttention(LinearAttention):
@@ -75,30 +76,5 @@ class M1LightningAttention(LinearAttention):
         output[:n] = out
 
     def _attend(self, q, k, v, meta: LinearAttentionMetadata) -> torch.Tensor:
-        """Decodes come first in vLLM's batch (one token each), then prefills (any number of tokens,
-        possibly a later chunk of a prompt whose state is already in its slot)."""
-        pool = self.kv_cache[0]
-        slots = meta.state_indices_tensor
-        nd, ndt = meta.num_decodes, meta.num_decode_tokens
-        parts = []
-        if nd:
-            d_slots = slots[:nd].long()
-            # A one-token prompt is scheduled as a "decode": it must not inherit what the slot's
-            # previous owner left there (vLLM's own M1 layer clears slots for prefills only).
-            fresh = (meta.seq_lens[:nd] == 1).view(-1, 1, 1, 1)
-            pool[d_slots] = torch.where(fresh, 0.0, pool[d_slots])
-            parts.append(lightning_decode(q[:ndt], k[:ndt], v[:ndt], self.slopes, pool, slots[:nd]))
-        if meta.num_prefills:
-            np_ = meta.num_prefills
-            bounds = meta.query_start_loc[nd:nd + np_ + 1]
-            cu_seqlens = bounds - bounds[0]
-            p_slots = slots[nd:nd + np_].long()
-            # A request whose earlier tokens were already fed (chunked prefill) continues from its
-            # slot; a new one starts from zero, whatever a previous owner left in the slot.
-            continues = (meta.seq_lens[nd:nd + np_] > cu_seqlens.diff()).view(-1, 1, 1, 1)
-            initial = torch.where(continues, pool[p_slots], 0.0)
-            o, final = lightning_attention(q[None, ndt:], k[None, ndt:], v[None, ndt:], self.slopes,
-                                           initial_state=initial, cu_seqlens=cu_seqlens)
-            pool[p_slots] = final
-            parts.append(o[0])
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        return lightning_batch(q, k, v, self.slopes, self.kv_cache[0], meta.state_indices_tensor, meta.seq_lens,
+                               meta.query_start_loc, meta.num_decodes, meta.num_decode_tokens, meta.num_prefills)
