@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, so pip keeps the local CPU build instead of pulling CUDA wheels for dependents
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[dev,lm-eval]'
+	$(BIN)/python -m pip install -q -e '.[dev,lm-eval,swebench]'
 	touch $@
 
 install: $(STAMP)
