@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from m1bench.suites.base import Problem
-from m1bench.suites.source import DataError
+from m1bench.suites.source import DataError, iter_jsonl
 
 FIELDS = ("prompt", "answer", "random_string_to_prepend", "n_needles", "desired_msg_index", "total_messages", "n_chars")
 SUFFIXES = (".parquet", ".jsonl")
@@ -69,17 +69,7 @@ def _raw_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 yield i, row
                 i += 1
         return
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object per line")
-            yield lineno, row
+    yield from iter_jsonl(path)
 
 
 def parse_row(raw: dict[str, Any], where: str) -> Row:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -23,8 +23,8 @@ def content_hash(rows: list[dict[str, Any]]) -> str:
     return h.hexdigest()[:16]
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line; errors name the file and line."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -35,8 +35,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object per line")
-            rows.append(row)
-    return rows
+            yield lineno, row
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [row for _, row in iter_jsonl(path)]
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
