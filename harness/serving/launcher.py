@@ -8,6 +8,7 @@ SIGTERM after a grace period, SIGKILL last.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ENGINES = ("embedded", "vllm")
+PRESET_MAX_MODEL_LEN = 8192
 
 
 class LaunchError(RuntimeError):
@@ -178,6 +180,12 @@ class ManagedServer:
         return self.spec.served_model_name or (self.model_dir.name if self.model_dir else self.spec.model)
 
     def build_command(self) -> list[str]:
+        from ...model.presets import PRESETS
+        if self.spec.model in PRESETS and not Path(self.spec.model).is_dir():
+            # A preset is served under its name, with a context that fits a laptop (its config
+            # allows 10M positions, whose KV cache vLLM would reserve up front).
+            self.spec = dataclasses.replace(self.spec, served_model_name=self.spec.served_model_name or self.spec.model,
+                                            max_model_len=self.spec.max_model_len or PRESET_MAX_MODEL_LEN)
         if self.spec.engine == "vllm":
             env = vllm_environment(self.python)
             self.model_dir = resolve_model(self.spec.model, "vllm")
