@@ -20,9 +20,10 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
              grader: str = "math-verify==0.9.0", checkpoint_hash: str = "c0ffee0000000000",
              created: str = "2026-01-01T00:00:00+00:00", run_name: str = "crafted", seed: int = 0,
              commit: str = "a" * 40, system: str = SYSTEM, options: dict[str, Any] | None = None,
-             errors: dict[str, set[tuple[str, int]]] | None = None) -> Path:
+             errors: dict[str, set[tuple[str, int]]] | None = None,
+             details: dict[str, dict[tuple[str, int], dict[str, Any]]] | None = None) -> Path:
     """outcomes[suite][problem_id] = per-sample correctness. errors[suite] = {(problem_id, sample)}
-    whose request failed instead."""
+    whose request failed instead; details[suite][(problem_id, sample)] = the grader's score details."""
     run_dir.mkdir(parents=True, exist_ok=True)
     records, suites = [], {}
     for suite, problems in outcomes.items():
@@ -48,15 +49,15 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
                     rec["completion"] = {"text": f"\\boxed{{{answer}}}", "reasoning": "", "tool_calls": [],
                                          "finish_reason": "stop", "prompt_tokens": 20, "completion_tokens": 5,
                                          "ttft_s": 0.01, "total_s": 0.02, "endpoint": None, "tpot_s": 0.002}
-                    rec["score"] = {"correct": ok, "answer": answer, "details": {}}
+                    rec["score"] = {"correct": ok, "answer": answer, "details": (details or {}).get(suite, {}).get((pid, i), {})}
                     by_problem.setdefault(pid, []).append(Outcome(ok, answer))
                 records.append(rec)
         n = sum(len(v) for v in problems.values())
         suites[suite] = {
             "suite_version": suite_version, "grader": grader,
             "data": {"source": f"/data/{suite}.jsonl", "revision": None, "rows": len(problems), "content_hash": data_hash},
-            "options": {"samples": k, "limit": None, "data": f"/data/{suite}.jsonl", "revision": None, "split": None,
-                        "max_tokens": None, **(options or {})},
+            "options": {**_suite_defaults(suite), "samples": k, "limit": None, "data": f"/data/{suite}.jsonl",
+                        "revision": None, "split": None, "max_tokens": None, **(options or {})},
             "environment": {}, "k": k, "n_problems": len(problems),
             "metrics": summarize(list(by_problem.values()), k=k, majority=True, seed=seed),
             "counts": {"planned": n, "graded": sum(len(v) for v in by_problem.values()), "request_errors": len(failed),
@@ -80,6 +81,16 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
         f.writelines(json.dumps(r) + "\n" for r in records)
     (run_dir / "results.json").write_text(json.dumps(results, indent=1))
     return run_dir
+
+
+def _suite_defaults(name: str) -> dict[str, Any]:
+    """A registered suite's own options at their defaults (what a validated config holds)."""
+    from m1bench.suites import get_suite
+
+    try:
+        return {k: o.default for k, o in get_suite(name).options.items()}
+    except KeyError:
+        return {}
 
 
 def crafted_report(tmp: Path, name: str, outcomes: dict[str, dict[str, list[bool]]], **kw) -> Path:

@@ -12,7 +12,8 @@ from rich.table import Table as RichTable
 
 from m1bench.harness.reports.schema import ReportError
 
-console = Console(stderr=True, soft_wrap=True)  # messages stay one line (CI logs, grep)
+# Messages stay one line (CI logs, grep); tables get room in logs, where there is no terminal width.
+console = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 def _fail(e: Exception, code: int) -> int:
@@ -95,8 +96,8 @@ def comparison_rows(cmp: Any) -> list[list[str]]:
     return rows
 
 
-_HEADERS = ["suite", "metric", "gated", "baseline %", "candidate %", "Δ pts (shared items)", "95% CI of Δ", "test",
-            "p", "shared items", "status"]
+_HEADERS = ["suite", "metric", "gated", "baseline %", "candidate %", "Δ pts", "95% CI of Δ", "test", "p",
+            "shared items", "status"]
 
 
 def comparison_markdown(cmp: Any) -> str:

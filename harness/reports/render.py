@@ -108,6 +108,37 @@ def _flat_table(data: Any) -> Table | None:
     return None
 
 
+def _score_cell(cell: dict[str, Any] | None) -> str | None:
+    return None if not cell or cell.get("score") is None else f"{100 * cell['score']:.1f} (n={cell['n']})"
+
+
+def breakdown_blocks(name: str, b: dict[str, Any]) -> list[Any]:
+    """MRCR-style breakdown: score per token bin × needle count, and the named aggregates with
+    their definitions (which needles, which bins, how they are combined)."""
+    needles = sorted({n for cells in b.get("per_bin_needles", {}).values() for n in cells}, key=int)
+    rows = [[label, *[_score_cell(cells.get(n)) for n in needles], _score_cell(b["per_bin"].get(label))]
+            for label, cells in b.get("per_bin_needles", {}).items()]
+    rows.append(["all", *[_score_cell(b["per_needles"].get(n)) for n in needles], _score_cell(b.get("overall"))])
+    blocks: list[Any] = [Table(["bin", *[f"{n} needles" for n in needles], "all"], rows,
+                               caption=f"{name}: {b.get('metric', 'score')}, % (samples)")]
+    aggs = [[agg, _score_cell(cell), cell.get("definition")] for agg, cell in b.get("aggregates", {}).items()]
+    if aggs:
+        blocks.append(Table(["aggregate", "score % (samples)", "definition"], aggs, align=["l", "r", "l"],
+                            caption=f"{name}: aggregates"))
+    return blocks
+
+
+def extras_section(report: dict[str, Any]) -> Section | None:
+    blocks: list[Any] = []
+    for name, s in report["suites"].items():
+        extra = dict(s["extra"])
+        if "breakdown" in extra:
+            blocks += breakdown_blocks(name, extra.pop("breakdown"))
+        for key, value in extra.items():
+            blocks.append(Details(f"{name}: {key}", json.dumps(value, indent=1)[:_MAX_INLINE_JSON]))
+    return Section("Suite details", blocks) if blocks else None
+
+
 def profiling_section(report: dict[str, Any]) -> Section | None:
     if not report["profiling"]:
         return None
@@ -146,6 +177,7 @@ def sections(report: dict[str, Any]) -> list[Section]:
     if report["plots"]:
         secs.append(Section("Plots", [Plot(p["file"], p["title"]) for p in report["plots"]]))
     secs += [s for s in (paper_section(report),) if s is not None]
+    secs += [s for s in (extras_section(report),) if s is not None]
     secs += [counts_section(report), comparability_section(report), run_section(report), environment_section(report)]
     secs += [s for s in (profiling_section(report),) if s is not None]
     return secs
