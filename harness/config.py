@@ -105,6 +105,7 @@ class RunConfig:
     suites: dict[str, dict[str, Any]]  # name -> validated options (defaults filled in)
     source: str = "<flags>"
     raw: dict[str, Any] = field(default_factory=dict)
+    server: dict[str, Any] | None = None  # a [server] table: start this server for the run
 
     @property
     def output_dir(self) -> Path:
@@ -146,13 +147,20 @@ def _table(name: str, raw: Any, schema: dict[str, Option]) -> dict[str, Any]:
 def validate(raw: dict[str, Any], base_dir: Path | None = None, source: str = "<flags>") -> RunConfig:
     """Check every key of a parsed config and fill in defaults. Relative `data` paths are read
     relative to the config file's directory."""
-    unknown = sorted(set(raw) - {*_TABLES, "suites"})
+    unknown = sorted(set(raw) - {*_TABLES, "suites", "server"})
     if unknown:
-        raise ConfigError(f"config key {unknown[0]}: unknown table (known: run, model, sampling, suites)")
+        raise ConfigError(f"config key {unknown[0]}: unknown table (known: run, model, sampling, server, suites)")
+    server = raw.get("server")
+    if server is not None:
+        from m1bench.harness.serving.hook import ServerConfigError, spec_from_table
+        try:
+            spec_from_table(server)
+        except ServerConfigError as e:
+            raise ConfigError(str(e)) from None
     run = _table("run", raw.get("run"), _TABLES["run"])
     model = ModelConfig(**_table("model", raw.get("model"), _TABLES["model"]))
     sampling = _table("sampling", raw.get("sampling"), _TABLES["sampling"])
-    if model.engine == "openai":
+    if model.engine == "openai" and server is None:  # a [server] table provides the endpoint
         if not model.endpoints:
             raise ConfigError("config key model.endpoints: engine 'openai' needs at least one endpoint URL")
         if not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in model.endpoints):
@@ -175,7 +183,7 @@ def validate(raw: dict[str, Any], base_dir: Path | None = None, source: str = "<
         if checked.get("samples") is None:
             checked["samples"] = suite.default_samples
         suites[name] = checked
-    return RunConfig(run=run, model=model, sampling=sampling, suites=suites, source=source, raw=raw)
+    return RunConfig(run=run, model=model, sampling=sampling, suites=suites, source=source, raw=raw, server=server)
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -21,9 +21,11 @@ from m1bench.suites.source import DataError
 def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
     """Translate flags into a nested dict merged over the config (so errors name config keys)."""
     o: dict[str, Any] = {"run": {}, "model": {}, "sampling": {}}
-    if args.endpoint:
+    if args.serve:
+        o["server"] = {"engine": args.serve, "model": args.model or "tiny"}
+    elif args.endpoint:
         o["model"].update(engine="openai", endpoints=args.endpoint)
-    if args.model:
+    if args.model and not args.serve:
         o["model"]["name" if args.endpoint else "checkpoint"] = args.model
         if not args.endpoint:
             o["model"]["engine"] = "reference"
@@ -54,6 +56,8 @@ def apply_suite_flags(raw: dict[str, Any], args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from m1bench.harness.runner import Runner
+    from m1bench.harness.serving.hook import served_for_run
+    from m1bench.harness.serving.launcher import LaunchError
 
     console = Console(stderr=True)
 
@@ -65,8 +69,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, edit)
         plan = ", ".join(f"{n}(k={o['samples']})" for n, o in cfg.suites.items())
         console.print(f"[bold]m1bench run[/] config={cfg.source} engine={cfg.model.engine} suites={plan} -> {cfg.output_dir}")
-        asyncio.run(Runner(cfg, console=console).run())
-    except (ConfigError, DataError, RecordsError, FileNotFoundError) as e:
+        with served_for_run(cfg.server, cfg.output_dir) as endpoint:
+            if endpoint is not None:
+                cfg.model = endpoint.model_config(cfg.model)
+                console.print(f"server: {endpoint.base_url} ({endpoint.model}), log {endpoint.log_path}")
+            asyncio.run(Runner(cfg, console=console).run())
+    except (ConfigError, DataError, RecordsError, FileNotFoundError, LaunchError) as e:
         console.print(f"[red]error:[/] {e}")
         return 2
     console.print(f"records: {cfg.output_dir / 'records.jsonl'}\nresults: {cfg.output_dir / 'results.json'}")
@@ -79,6 +87,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("config", nargs="?", help="run config TOML (default: the embedded demo config)")
     p.add_argument("--model", help="checkpoint dir or 'tiny' (reference engine), or the served model name with --endpoint")
     p.add_argument("--endpoint", action="append", metavar="URL", help="OpenAI-compatible base URL (…/v1); repeat for replicas")
+    p.add_argument("--serve", choices=("embedded", "vllm"), help="start this server on --model for the run's duration "
+                   "(a [server] table in the config sets more flags)")
     p.add_argument("--suite", action="append", metavar="NAME", help="run only these suites (repeatable)")
     p.add_argument("--data", action="append", metavar="SUITE=PATH", help="data file/dir or hub id for a suite")
     p.add_argument("--limit", type=int, help="first N problems of each suite")

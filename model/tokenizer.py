@@ -18,18 +18,18 @@ BOS, EOS, UNK, BOD = "<beginning_of_sentence>", "<end_of_sentence>", "<end_of_do
 SPECIAL_TOKENS = [UNK, BOS, EOS, BOD]
 MARKUP_TOKENS = ["<think>", "</think>", "<tool_calls>", "</tool_calls>", "<tools>", "</tools>"]
 
-TOOLS_PREAMBLE = (
-    "You are provided with these tools:\n<tools>\n{tools}</tools>\n\nIf you need to call tools, please respond "
-    "with <tool_calls></tool_calls> XML tags, and provide tool-name and json-object of arguments, following the "
-    "format below:\n<tool_calls>\n{{\"name\": <tool-name-1>, \"arguments\": <args-json-object-1>}}\n...\n</tool_calls>")
-
 # Content arrives as a list of parts ({"type": "text", "text": ...}), as the M1 template expects.
 CHAT_TEMPLATE = (
     "{{- '" + BOD + "' -}}"
     "{%- set sys = namespace(text='') -%}"
     "{%- for m in messages if m['role'] == 'system' -%}{%- set sys.text = sys.text + m['content'][0]['text'] -%}{%- endfor -%}"
     "{%- if sys.text -%}{{- '" + BOS + "system ai_setting=assistant\\n' + sys.text + '" + EOS + "\\n' -}}{%- endif -%}"
-    "{%- if tools -%}{{- '" + BOS + "system tool_setting=tools\\n' + tools_preamble + '" + EOS + "\\n' -}}{%- endif -%}"
+    "{%- if tools -%}{{- '" + BOS + "system tool_setting=tools\\nYou are provided with these tools:\\n<tools>\\n' -}}"
+    "{%- for tool in tools -%}{{- tool | tojson -}}{{- '\\n' -}}{%- endfor -%}"
+    "{{- '</tools>\\n\\nIf you need to call tools, please respond with <tool_calls></tool_calls> XML tags, and provide "
+    "tool-name and json-object of arguments, following the format below:\\n<tool_calls>\\n"
+    "{\"name\": <tool-name-1>, \"arguments\": <args-json-object-1>}\\n...\\n</tool_calls>" + EOS + "\\n' -}}"
+    "{%- endif -%}"
     "{%- for m in messages -%}"
     "{%- if m['role'] == 'user' -%}{{- '" + BOS + "user name=user\\n' + m['content'][0]['text'] + '" + EOS + "\\n' -}}"
     "{%- elif m['role'] == 'assistant' -%}{{- '" + BOS + "ai name=assistant\\n' -}}"
@@ -104,9 +104,8 @@ class ChatTokenizer:
         for i, m in enumerate(messages):
             if m.get("role") not in ("system", "user", "assistant", "tool"):
                 raise ValueError(f"messages[{i}]: unknown role {m.get('role')!r}")
-        preamble = TOOLS_PREAMBLE.format(tools="".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tools or []))
         return self.template.render(messages=[_as_parts(m) for m in messages], tools=tools,
-                                    tools_preamble=preamble, add_generation_prompt=add_generation_prompt)
+                                    add_generation_prompt=add_generation_prompt)
 
 
 def load_tokenizer(path) -> ChatTokenizer:

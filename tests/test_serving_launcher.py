@@ -61,24 +61,28 @@ def test_server_config_errors_name_the_key():
         spec_from_table({"model": "tiny", "engine": "sglang"})
 
 
-def test_run_against_a_server_started_for_it(tmp_path):
-    """The hook starts the embedded server in a child process, the evaluation core's runner and
+def test_run_against_a_server_started_for_it(tmp_path, capsys):
+    """`m1bench run --serve embedded` starts the embedded server in a child process, the runner and
     OpenAI client run a suite against it, and the server is gone afterwards."""
-    from m1bench.harness.config import validate
-    from m1bench.harness.runner import Runner
-    data = os.path.join(os.path.dirname(__file__), "..", "suites", "data", "aime_demo.jsonl")
-    with served_for_run({"engine": "embedded", "model": "tiny", "health_timeout_s": 120}, tmp_path) as endpoint:
-        cfg = validate({"run": {"output_dir": str(tmp_path / "run"), "concurrency": 4},
-                        "model": {"engine": "reference"},
-                        "sampling": {"max_tokens": 8},
-                        "suites": {"aime2024": {"data": os.path.abspath(data), "limit": 2, "samples": 2}}})
-        cfg.model = endpoint.model_config(cfg.model)
-        asyncio.run(Runner(cfg).run())
-        log = endpoint.log_path
+    from m1bench.harness.run_cmd import cmd_run
+    from m1bench.harness.cli import build_parser
+    data = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "suites", "data", "aime_demo.jsonl"))
+    args = build_parser().parse_args(["run", "--serve", "embedded", "--model", "tiny", "--suite", "aime2024",
+                                      "--data", f"aime2024={data}", "--limit", "2", "--samples", "2",
+                                      "--max-tokens", "8", "-o", str(tmp_path / "run")])
+    assert cmd_run(args) == 0
     records = [json.loads(l) for l in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     assert all(r["model_id"] == "openai:tiny" and r["completion"]["completion_tokens"] >= 1 for r in records)
-    assert log.read_text().startswith("$ ") and "serve --engine embedded" in log.read_text()
+    log = next((tmp_path / "run").glob("server-*.log")).read_text()
+    assert log.startswith("$ ") and "serve --engine embedded" in log
+    assert "server: http://" in capsys.readouterr().err
+
+
+def test_server_table_errors_fail_before_anything_starts(tmp_path):
+    from m1bench.harness.config import ConfigError, validate
+    with pytest.raises(ConfigError, match="server.gpus: unknown key"):
+        validate({"server": {"model": "tiny", "gpus": 8}, "suites": {"aime2024": {}}})
 
 
 def test_serve_command_stops_cleanly_on_ctrl_c(tmp_path):
