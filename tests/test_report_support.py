@@ -19,7 +19,7 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
              temperature: float = 1.0, max_tokens: int = 16, data_hash: str = "0123456789abcdef",
              grader: str = "math-verify==0.9.0", checkpoint_hash: str = "c0ffee0000000000",
              created: str = "2026-01-01T00:00:00+00:00", run_name: str = "crafted", seed: int = 0,
-             commit: str = "a" * 40, system: str = SYSTEM, options: dict[str, Any] | None = None,
+             commit: str = "a" * 40, system: str = SYSTEM, data_source: str | None = None, options: dict[str, Any] | None = None,
              errors: dict[str, set[tuple[str, int]]] | None = None,
              details: dict[str, dict[tuple[str, int], dict[str, Any]]] | None = None) -> Path:
     """outcomes[suite][problem_id] = per-sample correctness. errors[suite] = {(problem_id, sample)}
@@ -55,7 +55,7 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
         n = sum(len(v) for v in problems.values())
         suites[suite] = {
             "suite_version": suite_version, "grader": grader,
-            "data": {"source": f"/data/{suite}.jsonl", "revision": None, "rows": len(problems), "content_hash": data_hash},
+            "data": {"source": data_source or f"/data/{suite}.jsonl", "revision": None, "rows": len(problems), "content_hash": data_hash},
             "options": {**_suite_defaults(suite), "samples": k, "limit": None, "data": f"/data/{suite}.jsonl",
                         "revision": None, "split": None, "max_tokens": None, **(options or {})},
             "environment": {}, "k": k, "n_problems": len(problems),

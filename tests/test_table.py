@@ -93,6 +93,17 @@ def test_measured_values_deltas_and_ci_containment(table, reports):
     assert rows["OpenAI-MRCR (1M)"].measured == [None]
 
 
+def test_a_suite_run_on_other_data_does_not_measure_the_paper_row(table, tmp_path):
+    gate = load_report(crafted_report(tmp_path, "gate", {"aime2024": rates(5, [1] * 5, 1)},
+                                      data_source="/repo/reports/tiny/gate_problems.jsonl")).report
+    rows = {r.row.task: r.measured[0] for r in compare_rows(table, [gate], load_mapping(table=table))}
+    assert rows["AIME 2024"] is None
+    mapping = load_mapping(table=table)
+    mapping.update(parse_overrides(["AIME 2024=aime2024"]))  # asked for explicitly, it is shown
+    rows = {r.row.task: r.measured[0] for r in compare_rows(table, [gate], mapping)}
+    assert rows["AIME 2024"].metric == "avg@1" and rows["AIME 2024"].value == 100.0
+
+
 def test_markdown_layout(table, reports):
     a, _ = reports
     md = render(table, [a], load_mapping(table=table), "md")

@@ -33,6 +33,15 @@ class Row:
 
 
 @dataclass(frozen=True)
+class Measure:
+    """Which report value measures a paper row: suite and metric patterns (metric None: the suite's
+    primary metric) and, optionally, patterns the suite's dataset id must match."""
+    suite: str
+    metric: str | None
+    dataset: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class PaperTable:
     id: str
     title: str
@@ -87,8 +96,8 @@ def load_table(path: str | Path | None = None) -> PaperTable:
     return PaperTable(doc["id"], doc["title"], doc["source"], columns, tuple(rows))
 
 
-def load_mapping(path: str | Path | None = None, table: PaperTable | None = None) -> dict[str, list[tuple[str, str | None]]]:
-    """task -> [(suite pattern, metric pattern or None for the suite's primary metric)], in preference order."""
+def load_mapping(path: str | Path | None = None, table: PaperTable | None = None) -> dict[str, list[Measure]]:
+    """task -> how to measure it, in preference order."""
     path = Path(path) if path else paper_dir() / DEFAULT_MAPPING
     doc = _read_json(path)
     check(doc, "paper_mapping.v1.schema.json", str(path))
@@ -96,4 +105,5 @@ def load_mapping(path: str | Path | None = None, table: PaperTable | None = None
         unknown = sorted(set(doc["rows"]) - {r.task for r in table.rows})
         if unknown:
             raise ReportError(f"{path}: field rows.{unknown[0]}: no such task in table {table.id}")
-    return {task: [(m["suite"], m["metric"]) for m in ms] for task, ms in doc["rows"].items()}
+    return {task: [Measure(m["suite"], m["metric"], tuple(m.get("dataset", ()))) for m in ms]
+            for task, ms in doc["rows"].items()}

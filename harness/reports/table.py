@@ -8,9 +8,9 @@ from fnmatch import fnmatch
 from typing import Any
 
 from m1bench.harness.reports.doc import Section, Table, Text, render_html, render_md, table_csv
-from m1bench.harness.reports.paper import PaperTable, Row
+from m1bench.harness.reports.paper import Measure, PaperTable, Row
 
-Mapping = dict[str, list[tuple[str, str | None]]]
+Mapping = dict[str, list[Measure]]
 
 
 @dataclass
@@ -39,16 +39,20 @@ def parse_overrides(specs: list[str] | None) -> Mapping:
         if not sep or not target:
             raise ValueError(f"--map {spec!r}: expected TASK=SUITE[:METRIC]")
         suite, _, metric = target.partition(":")
-        out.setdefault(task.strip(), []).append((suite.strip(), metric.strip() or None))
+        out.setdefault(task.strip(), []).append(Measure(suite.strip(), metric.strip() or None))
     return out
 
 
-def find_measure(report: dict[str, Any], patterns: list[tuple[str, str | None]]) -> tuple[str, dict[str, Any]] | None:
-    """The first (suite, metric) of the report matching the patterns, in pattern order."""
-    for suite_pat, metric_pat in patterns:
+def find_measure(report: dict[str, Any], measures: list[Measure]) -> tuple[str, dict[str, Any]] | None:
+    """The first (suite, metric) of the report that a measure matches, in preference order."""
+    for want in measures:
         for name, s in report["suites"].items():
-            if not fnmatch(name.lower(), suite_pat.lower()):
+            if not fnmatch(name.lower(), want.suite.lower()):
                 continue
+            data_id = str(s["dataset"].get("id") or "").lower()
+            if want.dataset and not any(fnmatch(data_id, p.lower()) for p in want.dataset):
+                continue
+            metric_pat = want.metric
             for m in s["metrics"]:
                 wanted = (m["metric"] == s["primary_metric"]) if metric_pat is None else fnmatch(m["metric"].lower(), metric_pat.lower())
                 if wanted and m["value"] is not None:
