@@ -52,6 +52,8 @@ def test_unchanged_checkpoint_passes_the_gate(tmp_path, monkeypatch, capsys):
     assert primary["metric"] == "avg@2" and primary["n_shared"] == 50
     assert primary["status"] in ("within tolerance", "not significant", "improvement")
     assert "verdict: pass" in capsys.readouterr().err
+    [own] = (tmp_path / "reports").glob("tiny-gate/*/report.json")  # the report the runner itself wrote
+    assert load_report(own).report["suites"]["aime2024"]["metrics"][0]["value"] >= 0.8
 
 
 def test_degraded_checkpoint_fails_the_gate(tmp_path, monkeypatch, capsys):

@@ -85,6 +85,22 @@ def test_profiling_results_are_attached(tmp_path):
     assert "ratio_at_64k" in (out / "report.md").read_text() and "Profiling" in (out / "report.html").read_text()
 
 
+def test_the_profiling_commands_output_is_attached(tmp_path):
+    """What `m1bench profile flops` wrote (committed under reports/bench/) goes into a report as is."""
+    from m1bench.harness.reports.write import write_report
+    from test_report_support import make_run
+
+    flops = REPO / "reports/bench/profile_flops.json"
+    if not flops.exists():
+        pytest.skip("no committed profiling output")
+    out = write_report(make_run(tmp_path / "run", {"aime2024": rates(2, [1, 0], 1)}), out_dir=tmp_path / "r",
+                       profiling=[flops])
+    [entry] = load_report(out).report["profiling"]
+    assert entry["data"] == json.loads(flops.read_text())
+    assert "profiling/profile_flops.png" in [p["file"] for p in entry["plots"]]
+    assert (out / "report.html").read_text().count('<img src="data:image/png;base64,') == 3 + len(entry["plots"])
+
+
 def test_reports_land_in_model_and_run_id_directories(tmp_path, monkeypatch):
     from m1bench.harness.reports.write import write_report
     from test_report_support import make_run

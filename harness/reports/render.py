@@ -32,7 +32,7 @@ def results_section(report: dict[str, Any]) -> Section:
         for m in s["metrics"]:
             rows.append([name, m["metric"] + (" (primary)" if m["metric"] == s["primary_metric"] else ""),
                          _pct(m["value"]), _ci(m["ci95"]), m["n_problems"], m["n_samples"]])
-    t = Table(["suite", "metric", "value (%)", "95% CI (%)", "problems", "samples"], rows,
+    t = Table(["suite", "metric", "value (%)", "95% CI (%)", "problems", "samples"], rows, align=["l", "l", "r", "r", "r", "r"],
               caption="Metrics; confidence intervals by percentile bootstrap over problems unless stated in report.json")
     return Section("Results", [t])
 
