@@ -165,8 +165,6 @@ def test_streaming_chat_matches_non_streaming(server):
 
 
 @needs_vllm
-@pytest.mark.xfail(strict=True, reason="model/tokenizer.py's chat template reads `tools_preamble`, a variable only "
-                                       "ChatTokenizer.render_chat passes; vLLM renders it with `tools` alone")
 def test_tools_render_through_vllm_chat_template(server):
     post(server, "/chat/completions", {
         "model": server.served_model_name, "max_tokens": 4, "messages": [{"role": "user", "content": "weather?"}],
