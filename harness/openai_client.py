@@ -1,12 +1,18 @@
 """Async client for OpenAI-compatible chat endpoints, with replicas.
 
 Each request streams (time to first token and per-chunk arrival times), is bounded by a wall
-timeout, and is retried with exponential backoff on 429, 408/409, 5xx, timeouts and connection
-resets. Several endpoints can serve one run: a request goes to the healthy endpoint with the
-fewest requests in flight; an endpoint that fails (connection, timeout, 5xx) is taken out for a
-cool-down that doubles while it keeps failing (up to 10×), and the request is retried on another one.
+timeout, and is retried with exponential backoff on 429, 408/409, 5xx, timeouts, connection
+resets, error events in the middle of the stream and malformed JSON chunks. Several endpoints can
+serve one run: a request goes to the healthy endpoint with the fewest requests in flight; an
+endpoint that fails (connection, timeout, 5xx) is taken out for a cool-down that doubles while it
+keeps failing (up to 10×), and the request is retried on another one.
 Reasoning text (`reasoning_content` / `reasoning` deltas, as vLLM sends them, or `<think>` in the
 content) and tool calls are carried through.
+
+Transport: aiohttp, one keep-alive connection pool per endpoint, the SSE stream parsed by
+harness/sse.py and each chunk read as a plain dict. The openai SDK builds a model object per chunk
+and transforms every request; that capped this client near 240 requests/s on two cores, far below
+what a harness must sustain (issue 6: >= 2,000/s against a zero-latency server).
 """
 from __future__ import annotations
 
@@ -17,29 +23,30 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
-try:  # the HTTP library under openai: httpx2 in current releases, httpx before
-    import httpx2 as httpx
-except ImportError:  # pragma: no cover
-    import httpx
+import aiohttp
 
 from m1bench.harness.client import RequestError
 from m1bench.harness.reasoning import split_reasoning, split_tool_calls
+from m1bench.harness.sse import SSEParser
 from m1bench.harness.types import Completion, Request, ToolCall
 
 _RETRY_STATUS = {408, 409, 429}
+# Idle pooled connections are dropped before common servers drop them (uvicorn, hence vLLM: 5 s),
+# so a request rarely goes out on a connection the server is closing at that moment.
+_KEEPALIVE_S = 4.0
 
 
 @dataclass
 class Endpoint:
     url: str
-    client: openai.AsyncOpenAI
+    chat_url: str
     in_flight: int = 0
     failures: int = 0  # consecutive
     down_until: float = 0.0
     served: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    session: aiohttp.ClientSession | None = None  # its connection pool, made in the loop that uses it
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class _Retryable(Exception):
@@ -58,16 +65,14 @@ class OpenAIClient:
         self.model_id = f"openai:{model}"
         self.timeout_s, self.max_retries = timeout_s, max_retries
         self.backoff_s, self.max_backoff_s, self.cooldown_s = backoff_s, max_backoff_s, cooldown_s
-        self.endpoints = [
-            Endpoint(url=u, client=openai.AsyncOpenAI(base_url=u, api_key=api_key or "EMPTY", max_retries=0,
-                                                      timeout=timeout_s))
-            for u in endpoints
-        ]
+        self._headers = {"Authorization": f"Bearer {api_key or 'EMPTY'}", "Content-Type": "application/json",
+                         "Accept": "text/event-stream", "User-Agent": f"m1bench aiohttp/{aiohttp.__version__}"}
+        self.endpoints = [Endpoint(url=u, chat_url=u.rstrip("/") + "/chat/completions") for u in endpoints]
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "openai", "model": self.model, "model_id": self.model_id,
                 "endpoints": [{"url": e.url, "served": e.served, "errors": e.errors} for e in self.endpoints],
-                "openai": openai.__version__}
+                "http": f"aiohttp {aiohttp.__version__}"}
 
     def _pick(self, avoid: Endpoint | None) -> Endpoint:
         now = time.monotonic()
@@ -83,7 +88,19 @@ class OpenAIClient:
             return min(retry_after, self.max_backoff_s)
         return min(self.backoff_s * 2 ** (attempt - 1), self.max_backoff_s) * (0.5 + random.random() / 2)
 
+    def _session(self, ep: Endpoint) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if ep.session is None or ep.loop is not loop:
+            if ep.session is not None:  # left open by an earlier event loop, which took its sockets with it
+                ep.session.detach()
+            ep.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S),
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=None))  # complete() times requests
+            ep.loop = loop
+        return ep.session
+
     async def complete(self, request: Request) -> Completion:
+        body = self._body(request)
         last: Endpoint | None = None
         for attempt in range(1, self.max_retries + 2):
             ep = self._pick(last)
@@ -92,7 +109,7 @@ class OpenAIClient:
                 await asyncio.sleep(wait)
             ep.in_flight += 1
             try:
-                out = await asyncio.wait_for(self._once(ep, request), self.timeout_s)
+                out = await asyncio.wait_for(self._once(ep, body), self.timeout_s)
                 ep.failures, ep.served = 0, ep.served + 1
                 return out
             except (asyncio.TimeoutError, _Retryable) as e:
@@ -109,96 +126,138 @@ class OpenAIClient:
                 ep.in_flight -= 1
         raise AssertionError("unreachable")
 
-    async def _once(self, ep: Endpoint, request: Request) -> Completion:
+    def _body(self, request: Request) -> bytes:
         s = request.sampling
-        kwargs: dict[str, Any] = dict(
+        body: dict[str, Any] = dict(
             model=self.model, messages=list(request.messages), max_tokens=s.max_tokens,
             temperature=s.temperature, top_p=s.top_p, stream=True, stream_options={"include_usage": True},
         )
         if s.seed is not None:
-            kwargs["seed"] = s.seed
+            body["seed"] = s.seed
         if s.stop:
-            kwargs["stop"] = list(s.stop)
+            body["stop"] = list(s.stop)
         if request.tools:
-            kwargs["tools"] = list(request.tools)
+            body["tools"] = list(request.tools)
         if s.top_k:
-            kwargs["extra_body"] = {"top_k": s.top_k}
+            body["top_k"] = s.top_k  # not OpenAI's; vLLM and m1bench's server read it
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    async def _once(self, ep: Endpoint, body: bytes) -> Completion:
         t0 = time.perf_counter()
-        content, reasoning, times = [], [], []
-        calls: dict[int, dict[str, str]] = {}
-        finish, usage = None, None
+        answer = _Answer(t0)
         try:
-            stream = await ep.client.chat.completions.create(**kwargs)
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    got = False
-                    if delta is not None:
-                        if delta.content:
-                            content.append(delta.content)
-                            got = True
-                        r = getattr(delta, "reasoning_content", None) or getattr(delta, "reasoning", None)
-                        if r:
-                            reasoning.append(r)
-                            got = True
-                        for tc in delta.tool_calls or []:
-                            slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                            slot["id"] = tc.id or slot["id"]
-                            if tc.function is not None:
-                                slot["name"] += tc.function.name or ""
-                                slot["arguments"] += tc.function.arguments or ""
-                            got = True
-                    if got:
-                        times.append(time.perf_counter() - t0)
-                    if choice.finish_reason:
-                        finish = choice.finish_reason
-        except openai.APIStatusError as e:
-            status = e.status_code
-            if status in _RETRY_STATUS or status >= 500:
-                kind = "rate_limit" if status == 429 else "server"
-                raise _Retryable(kind, f"HTTP {status} from {ep.url}: {_short(e)}",
-                                 retry_after=_retry_after(e.response), blame_endpoint=status >= 500) from None
-            raise RequestError("client", f"HTTP {status} from {ep.url}: {_short(e)}") from None
-        except openai.APITimeoutError:
-            raise _Retryable("timeout", f"timeout talking to {ep.url}") from None
-        except (openai.APIConnectionError, httpx.TransportError) as e:
+            async with self._session(ep).post(ep.chat_url, data=body, allow_redirects=False) as resp:
+                if resp.status >= 300:
+                    await self._status_error(ep, resp)
+                parser = SSEParser()
+                done = False
+                async for raw in resp.content.iter_any():
+                    for ev in parser.feed(raw):
+                        if done or not ev.data:  # after [DONE] the rest is drained, so the connection is reused
+                            continue
+                        if ev.data.startswith(b"[DONE]"):
+                            done = True
+                        else:
+                            answer.add(_chunk(ev.data, ev.event, ep.url), ep.url)
+        except (aiohttp.ClientError, OSError) as e:
             raise _Retryable("connection", f"{type(e).__name__} talking to {ep.url}: {e}") from None
-        except openai.APIError as e:  # an error event in the middle of the stream
-            raise _Retryable("server", f"error in the stream from {ep.url}: {_short(e)}") from None
-        except json.JSONDecodeError as e:
-            raise _Retryable("malformed", f"malformed JSON in the stream from {ep.url}: {e}") from None
-        total = time.perf_counter() - t0
-        if finish is None:
+        if answer.finish is None:
             raise _Retryable("connection", f"stream from {ep.url} ended without a finish reason")
-        text = "".join(content)
-        text, inline_calls = split_tool_calls(text)
-        inline_reasoning, text = split_reasoning(text)
-        tool_calls = [ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"] or None)
-                      for _, c in sorted(calls.items())] + inline_calls
-        return Completion(
-            text=text, reasoning="".join(reasoning) or inline_reasoning, tool_calls=tool_calls,
-            finish_reason=finish, prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or len(times),
-            ttft_s=times[0] if times else None, total_s=total, token_times=times, endpoint=ep.url,
-        )
+        return answer.completion(time.perf_counter() - t0, ep.url)
+
+    @staticmethod
+    async def _status_error(ep: Endpoint, resp: aiohttp.ClientResponse) -> None:
+        status = resp.status
+        detail = _short(await resp.content.read(4096))
+        if status in _RETRY_STATUS or status >= 500:
+            kind = "rate_limit" if status == 429 else "server"
+            raise _Retryable(kind, f"HTTP {status} from {ep.url}: {detail}",
+                             retry_after=_retry_after(resp.headers.get("Retry-After")), blame_endpoint=status >= 500)
+        raise RequestError("client", f"HTTP {status} from {ep.url}: {detail}")
 
     async def aclose(self) -> None:
         for e in self.endpoints:
-            await e.client.close()
+            if e.session is not None:
+                await e.session.close()
+            e.session = e.loop = None
 
 
-def _retry_after(response: httpx.Response | None) -> float | None:
+class _Answer:
+    """The streamed chunks of one attempt, gathered: text, reasoning, tool-call deltas, finish, usage,
+    and the arrival time of every chunk that carried output."""
+
+    def __init__(self, t0: float):
+        self.t0 = t0
+        self.content: list[str] = []
+        self.reasoning: list[str] = []
+        self.times: list[float] = []
+        self.calls: dict[int, dict[str, str]] = {}
+        self.finish: str | None = None
+        self.usage: dict[str, Any] = {}
+
+    def add(self, chunk: dict[str, Any], url: str) -> None:
+        try:
+            if chunk.get("usage"):
+                self.usage = chunk["usage"]
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") or {}
+                got = False
+                if delta.get("content"):
+                    self.content.append(delta["content"])
+                    got = True
+                r = delta.get("reasoning_content") or delta.get("reasoning")
+                if r:
+                    self.reasoning.append(r)
+                    got = True
+                for tc in delta.get("tool_calls") or ():
+                    slot = self.calls.setdefault(tc.get("index") or 0, {"id": "", "name": "", "arguments": ""})
+                    slot["id"] = tc.get("id") or slot["id"]
+                    fn = tc.get("function") or {}
+                    slot["name"] += fn.get("name") or ""
+                    slot["arguments"] += fn.get("arguments") or ""
+                    got = True
+                if got:
+                    self.times.append(time.perf_counter() - self.t0)
+                if choice.get("finish_reason"):
+                    self.finish = choice["finish_reason"]
+        except (AttributeError, TypeError) as e:  # a field of the wrong JSON type
+            raise _Retryable("malformed", f"unexpected chunk shape in the stream from {url}: {e}") from None
+
+    def completion(self, total_s: float, url: str) -> Completion:
+        text, inline_calls = split_tool_calls("".join(self.content))
+        inline_reasoning, text = split_reasoning(text)
+        tool_calls = [ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"] or None)
+                      for _, c in sorted(self.calls.items())] + inline_calls
+        return Completion(
+            text=text, reasoning="".join(self.reasoning) or inline_reasoning, tool_calls=tool_calls,
+            finish_reason=self.finish, prompt_tokens=self.usage.get("prompt_tokens") or 0,
+            completion_tokens=self.usage.get("completion_tokens") or len(self.times),
+            ttft_s=self.times[0] if self.times else None, total_s=total_s, token_times=self.times, endpoint=url,
+        )
+
+
+def _chunk(data: bytes, event: str | None, url: str) -> dict[str, Any]:
+    """One stream event as a dict; an error event or broken JSON is a retryable failure."""
     try:
-        return float(response.headers["retry-after"]) if response is not None else None
-    except (KeyError, ValueError):
+        chunk = json.loads(data)
+    except ValueError as e:  # JSONDecodeError, or bytes that are not UTF-8
+        raise _Retryable("malformed", f"malformed JSON in the stream from {url}: {e}") from None
+    if not isinstance(chunk, dict):
+        raise _Retryable("malformed", f"stream event from {url} is not a JSON object: {data[:200]!r}")
+    if chunk.get("error") or event == "error":
+        raise _Retryable("server", f"error in the stream from {url}: {json.dumps(chunk)[:300]}")
+    return chunk
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
         return None
 
 
-def _short(e: openai.APIStatusError) -> str:
+def _short(body: bytes) -> str:
     try:
-        body = e.response.json()
-        return json.dumps(body)[:300]
-    except Exception:
-        return str(e)[:300]
+        return json.dumps(json.loads(body))[:300]
+    except ValueError:
+        return body.decode("utf-8", "replace")[:300]
