@@ -54,6 +54,22 @@ def test_paper_table_is_complete_and_matches_design(table):
                                                 "Factuality", "General Assistant"}
 
 
+def test_mapping_names_the_registered_suites(table):
+    """Every paper row an m1bench suite measures points at a suite that exists (guards renames)."""
+    from fnmatch import fnmatch
+
+    from m1bench.suites import suite_names
+
+    names = suite_names()
+    mapping = load_mapping(table=table)
+    expected = {"AIME 2024": "aime2024", "AIME 2025": "aime2025", "LiveCodeBench (24/8~25/5)": "livecodebench",
+                "SWE-bench Verified": "swebench-verified", "TAU-bench (airline)": "tau-airline",
+                "TAU-bench (retail)": "tau-retail", "OpenAI-MRCR (128k)": "openai_mrcr", "OpenAI-MRCR (1M)": "openai_mrcr"}
+    for task, suite in expected.items():
+        assert suite in names
+        assert any(fnmatch(suite, m.suite) for m in mapping[task]), task
+
+
 def test_cells_parse_and_bad_data_is_refused(tmp_path):
     assert parse_cell("8.4*") == 8.4 and parse_cell("--") is None and parse_cell("100") == 100.0
     doc = json.loads((paper_dir() / "m1_table2.json").read_text())
