@@ -43,9 +43,7 @@ class SSEParser:
                     events.append(Event(b"\n".join(self._data), self._event))
                     self._data = []
                 self._event = None
-            elif line[0] == 58:  # b":" a comment
-                continue
-            else:
+            else:  # a comment (": …") has the empty field name, which no branch below takes
                 name, _, value = line.partition(b":")
                 if value[:1] == b" ":
                     value = value[1:]

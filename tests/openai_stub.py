@@ -1,7 +1,9 @@
 """A small OpenAI-compatible chat-completions server for tests (streaming SSE), started in-process
 on 127.0.0.1. `responder(body) -> dict(content=..., reasoning=..., tool_calls=[...], finish=...)`
 decides the answer; `faults` is a list of actions consumed one per request before answering
-normally: ("status", code, headers), "reset" (TCP reset mid-stream), ("sleep", seconds)."""
+normally: ("status", code, headers), "reset" (TCP reset mid-stream), ("sleep", seconds),
+"malformed" / "error_event" (a broken chunk / an error event after the first chunk), ("raw", pieces)
+(a 200 whose body is these bytes, one write per piece, so they reach the client in separate reads)."""
 from __future__ import annotations
 
 import json
@@ -44,6 +46,18 @@ class StubServer:
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
                     self.wfile.write(payload)
+                    return
+                if isinstance(fault, tuple) and fault[0] == "raw":
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.flush()
+                    self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    for piece in fault[1]:
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        time.sleep(0.002)
                     return
                 if isinstance(fault, tuple) and fault[0] == "sleep":
                     time.sleep(fault[1])

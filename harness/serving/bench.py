@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -28,83 +29,51 @@ from rich.table import Table
 
 console = Console(stderr=True)
 
-STUB_RESPONSE = b"".join(
-    b"data: " + json.dumps(c).encode() + b"\n\n" for c in (
-        {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "stub",
-         "choices": [{"index": 0, "delta": {"role": "assistant", "content": "ok"}, "finish_reason": None}]},
-        {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "stub",
-         "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-        {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "stub", "choices": [],
-         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})) + b"data: [DONE]\n\n"
 
-
-async def _stub_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """HTTP/1.1 keep-alive; every POST gets the same finished SSE answer at once."""
-    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: "
-            + str(len(STUB_RESPONSE)).encode() + b"\r\n\r\n")
-    try:
-        while True:
-            header = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in header.split(b"\r\n"):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
-            writer.write(head + STUB_RESPONSE)
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
-def run_stub(port: int) -> None:
+def _against_stub(stub, make_client, n: int, concurrency: int) -> dict:
+    """Drive `n` chat requests (at most `concurrency` in flight) through a fresh client against the
+    zero-latency stub (another process); wall time, this process's CPU time and the stub's."""
     async def main():
-        server = await asyncio.start_server(_stub_connection, "127.0.0.1", port, backlog=1024)
-        print("ready", flush=True)
-        async with server:
-            await server.serve_forever()
-    asyncio.run(main())
+        complete, close = make_client(stub.url)
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i):
+            async with sem:
+                return await complete(i)
+        await asyncio.gather(*(one(i) for i in range(200)))  # warm-up: connections, imports
+        load0, stub0, cpu0, t0 = os.getloadavg()[0], stub.cpu_s(), time.process_time(), time.perf_counter()
+        done = await asyncio.gather(*(one(i) for i in range(n)))
+        wall, cpu, stub_cpu = time.perf_counter() - t0, time.process_time() - cpu0, stub.cpu_s() - stub0
+        await close()
+        return done, wall, cpu, stub_cpu, load0
+
+    done, wall, cpu, stub_cpu, load0 = asyncio.run(main())
+    return {"ok": sum(d == "ok" for d in done), "wall_s": wall, "requests_per_s": n / wall,
+            "client_cpu_us_per_request": cpu / n * 1e6, "requests_per_s_per_client_core": n / cpu,
+            "stub_cpu_us_per_request": stub_cpu / n * 1e6, "load_avg_1m_before": load0,
+            "load_avg_1m_after": os.getloadavg()[0]}
 
 
-def _against_stub(make_client, n: int, concurrency: int) -> dict:
-    """Drive `n` chat requests (at most `concurrency` in flight) through a client against a stub in
-    another process that answers instantly; wall time and this process's CPU time."""
-    from .launcher import free_port
-    port = free_port()
-    stub = subprocess.Popen([sys.executable, "-m", "m1bench.harness.serving.bench", "--stub", str(port)],
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert stub.stdout.readline().strip() == "ready"
-
-        async def main():
-            complete, close = make_client(f"http://127.0.0.1:{port}/v1")
-            sem = asyncio.Semaphore(concurrency)
-
-            async def one(i):
-                async with sem:
-                    return await complete(i)
-            await asyncio.gather(*(one(i) for i in range(200)))  # warm-up: connections, imports
-            cpu0, t0 = time.process_time(), time.perf_counter()
-            done = await asyncio.gather(*(one(i) for i in range(n)))
-            wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-            await close()
-            return done, wall, cpu
-
-        done, wall, cpu = asyncio.run(main())
-    finally:
-        stub.terminate()
-        stub.wait(10)
-    return {"requests": n, "concurrency": concurrency, "ok": sum(d == "ok" for d in done), "wall_s": wall,
-            "requests_per_s": n / wall, "client_cpu_s": cpu, "client_cpu_us_per_request": cpu / n * 1e6,
-            "requests_per_s_per_client_core": n / cpu}
+def _repeated(stub, make_client, n: int, concurrency: int, repeats: int) -> dict:
+    runs = [_against_stub(stub, make_client, n, concurrency) for _ in range(repeats)]
+    med = lambda k: statistics.median(r[k] for r in runs)
+    return {"requests": n, "concurrency": concurrency, "repeats": repeats, "all_ok": all(r["ok"] == n for r in runs),
+            "requests_per_s": med("requests_per_s"), "client_cpu_us_per_request": med("client_cpu_us_per_request"),
+            "requests_per_s_per_client_core": med("requests_per_s_per_client_core"),
+            "stub_cpu_us_per_request": med("stub_cpu_us_per_request"), "runs": runs}
 
 
-def client_overhead(n: int = 4000, concurrency: int = 64) -> dict:
-    """The evaluation core's OpenAIClient against the zero-latency stub, and for scale the same
-    requests through the HTTP library underneath it (httpx2, SSE parsed by hand): what the client's
-    own layers cost."""
+def client_overhead(n: int = 4000, concurrency: int = 64, repeats: int = 5) -> dict:
+    """The evaluation core's OpenAIClient against the zero-latency stub (medians over `repeats`
+    runs, each with a fresh client), and for scale the same requests through the HTTP library
+    underneath it (aiohttp, SSE split by hand, no retries, no bookkeeping): what the client's own
+    layers cost. The stub is measured alone too, so it is known not to be the bottleneck."""
+    import aiohttp
+
     from ..openai_client import OpenAIClient
     from ..types import Request, Sampling
+    from .launcher import free_port
+    from .zero_stub import StubProcess, stub_capacity
 
     def harness_client(url):
         client = OpenAIClient([url], model="stub", timeout_s=30, max_retries=0)
@@ -116,23 +85,26 @@ def client_overhead(n: int = 4000, concurrency: int = 64) -> dict:
         return complete, client.aclose
 
     def raw_http(url):
-        import httpx2
-        http = httpx2.AsyncClient(base_url=url, timeout=30, limits=httpx2.Limits(max_connections=concurrency))
+        http = aiohttp.ClientSession()
 
         async def complete(i):
             body = {"model": "stub", "messages": [{"role": "user", "content": f"r{i}"}], "max_tokens": 1, "stream": True}
             text = ""
-            async with http.stream("POST", "/chat/completions", json=body) as r:
-                async for line in r.aiter_lines():
-                    if line.startswith("data: {"):
+            async with http.post(url + "/chat/completions", json=body) as r:
+                async for line in r.content:
+                    if line.startswith(b"data: {"):
                         for ch in json.loads(line[6:])["choices"]:
                             text += ch["delta"].get("content") or ""
             return text
-        return complete, http.aclose
+        return complete, http.close
 
-    out = _against_stub(harness_client, n, concurrency)
-    out.update(target_requests_per_s=2000, meets_target=out["requests_per_s"] >= 2000,
-               raw_httpx2_for_scale=_against_stub(raw_http, n, concurrency))
+    with StubProcess(free_port()) as stub:
+        out = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpus": os.cpu_count(),
+               "client": f"OpenAIClient (aiohttp {aiohttp.__version__})",
+               **_repeated(stub, harness_client, n, concurrency, repeats)}
+        out.update(target_requests_per_s=2000, meets_target=out["requests_per_s"] >= 2000,
+                   raw_aiohttp_for_scale=_repeated(stub, raw_http, n, concurrency, repeats),
+                   stub_alone=stub_capacity(stub))
     return out
 
 
@@ -156,11 +128,8 @@ def main(argv=None) -> int:
     p.add_argument("--skip-client", action="store_true")
     p.add_argument("--requests", type=int, default=16, help="requests per (prompt length, concurrency) level")
     p.add_argument("--max-tokens", type=int, default=32)
-    p.add_argument("--stub", type=int, help=argparse.SUPPRESS)  # internal: run the zero-latency stub on this port
+    p.add_argument("--repeats", type=int, default=5, help="client-overhead runs (the median is reported)")
     args = p.parse_args(argv)
-    if args.stub:
-        run_stub(args.stub)
-        return 0
 
     from .launcher import ServerSpec
     levels = dict(prompt_words=[16, 256], concurrency=[1, 4, 16], requests_per_level=args.requests,
@@ -172,6 +141,12 @@ def main(argv=None) -> int:
                           "load_average_at_start": os.getloadavg()},
               "levels": levels, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out.parent.mkdir(parents=True, exist_ok=True)
+    ran = {"client_overhead": not args.skip_client, "embedded": not args.skip_embedded, "vllm_cpu": bool(args.vllm_python)}
+    if out.exists():  # parts not run this time stay as measured then, tagged with that run's time and load
+        old = json.loads(out.read_text())
+        for part in (p for p, now in ran.items() if not now and p in old):
+            result[part] = {"measured_at": old.get("time"),
+                            "load_average_then": old.get("machine", {}).get("load_average_at_end"), **old[part]}
 
     def save():  # after every part, so a failure later keeps what was measured
         result["machine"]["load_average_at_end"] = os.getloadavg()  # the cores are shared: read numbers with this
@@ -180,7 +155,7 @@ def main(argv=None) -> int:
 
     if not args.skip_client:
         console.print("client overhead vs a zero-latency stub …")
-        result["client_overhead"] = client_overhead()
+        result["client_overhead"] = client_overhead(repeats=args.repeats)
         save()
     if not args.skip_embedded:
         console.print("embedded server …")
@@ -206,10 +181,13 @@ def main(argv=None) -> int:
 def _print(result: dict) -> None:
     if "client_overhead" in result:
         c = result["client_overhead"]
-        console.print(f"client: {c['requests_per_s']:.0f} requests/s end to end ({c['client_cpu_us_per_request']:.0f} µs "
-                      f"client CPU per request, {c['requests_per_s_per_client_core']:.0f}/s per client core); "
+        console.print(f"client: {c['requests_per_s']:.0f} requests/s end to end, median of {c['repeats']} "
+                      f"({c['client_cpu_us_per_request']:.0f} µs client CPU per request, "
+                      f"{c['requests_per_s_per_client_core']:.0f}/s per client core); "
                       f"target {c['target_requests_per_s']}/s: {'met' if c['meets_target'] else 'NOT met'}; "
-                      f"raw httpx2: {c['raw_httpx2_for_scale']['requests_per_s']:.0f} requests/s")
+                      f"raw aiohttp: {c['raw_aiohttp_for_scale']['requests_per_s']:.0f} requests/s; "
+                      f"stub alone: {c['stub_alone']['requests_per_s']:.0f} requests/s "
+                      f"({c['stub_alone']['stub_cpu_us_per_request']:.0f} µs stub CPU per request)")
     table = Table(title="server latency and throughput (tiny model, CPU)")
     for col in ("engine", "prompt tok", "conc", "ok/req", "TTFT p50 ms", "TPOT p50 ms", "e2e p50 s", "out tok/s", "req/s"):
         table.add_column(col)
