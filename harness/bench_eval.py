@@ -4,8 +4,9 @@
     python -m m1bench.harness.bench_eval sandbox   # sandboxed program executions per second
 
 `runner`: an AIME-layout suite of synthetic problems, a client that answers instantly; measures
-requests/s for a fresh run (plan, send, math-verify grading, fsync'd record per sample) and for a
-resumed run (every record reused), plus the fsync'd append rate alone.
+requests/s for a fresh run (plan, send, math-verify grading, fsync'd record per sample), the same
+fresh run through the OpenAI client against a zero-latency HTTP stub, and a resumed run (every
+record reused), plus the fsync'd append rate alone.
 `sandbox`: a trivial stdin program and a LiveCodeBench functional test, sequentially and with
 parallel workers, for each isolation mode that works here.
 """
@@ -21,10 +22,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest.mock import patch
 
 from rich.console import Console
 
 OUT_DIR = Path("reports/bench")
+ANSWER = "The answer is \\boxed{7}."
 
 
 class InstantClient:
@@ -37,7 +40,7 @@ class InstantClient:
     async def complete(self, request):
         from m1bench.harness.types import Completion
 
-        return Completion(text="The answer is \\boxed{7}.", reasoning="", prompt_tokens=10, completion_tokens=8,
+        return Completion(text=ANSWER, reasoning="", prompt_tokens=10, completion_tokens=8,
                           ttft_s=0.0, total_s=0.0)
 
     async def aclose(self):
@@ -51,10 +54,14 @@ def _env() -> dict:
 
 def bench_runner(problems: int, samples: int, concurrency: int) -> dict:
     from m1bench.harness.config import validate
+    from m1bench.harness.openai_client import OpenAIClient
     from m1bench.harness.records import RecordStore
     from m1bench.harness.runner import Runner
+    from m1bench.harness.serving.launcher import free_port
+    from m1bench.harness.serving.zero_stub import StubProcess
 
-    with tempfile.TemporaryDirectory() as d:
+    # the runs' reports go to the temp dir, not ./reports
+    with tempfile.TemporaryDirectory() as d, patch.dict(os.environ, {"M1BENCH_REPORTS_DIR": str(Path(d) / "reports")}):
         data = Path(d) / "synthetic_aime.jsonl"
         data.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"Compute {i} + 7 - {i}.", "answer": "7"}) + "\n"
                                 for i in range(problems)))
@@ -70,6 +77,14 @@ def bench_runner(problems: int, samples: int, concurrency: int) -> dict:
         res = asyncio.run(Runner(cfg, client=InstantClient(), console=quiet).run())
         resumed = time.perf_counter() - t
         assert res["suites"]["aime2024"]["counts"]["reused"] == n
+        http_cfg = validate({"run": {"output_dir": str(Path(d) / "out_http"), "concurrency": concurrency},
+                             "suites": {"aime2024": {"data": str(data), "samples": samples}}})
+        with StubProcess(free_port(), content=ANSWER) as stub:  # the same run through the real HTTP client
+            client = OpenAIClient([stub.url], model="stub", timeout_s=30, max_retries=0)
+            t = time.perf_counter()
+            res = asyncio.run(Runner(http_cfg, client=client, console=quiet).run())
+            fresh_http = time.perf_counter() - t
+        assert res["suites"]["aime2024"]["counts"]["graded"] == n
         store = RecordStore(Path(d) / "append.jsonl")
         rec = json.loads((Path(d) / "out" / "records.jsonl").read_text().splitlines()[0])
         t = time.perf_counter()
@@ -80,6 +95,8 @@ def bench_runner(problems: int, samples: int, concurrency: int) -> dict:
     return {"benchmark": "runner_throughput", **_env(), "problems": problems, "samples": samples, "requests": n,
             "concurrency": concurrency, "client": "zero-latency stub",
             "fresh_run_s": fresh, "fresh_requests_per_s": n / fresh,
+            "fresh_http_run_s": fresh_http, "fresh_http_requests_per_s": n / fresh_http,
+            "http_client": "OpenAIClient against the zero-latency HTTP stub in another process (harness/serving/zero_stub.py)",
             "resumed_run_s": resumed, "resumed_requests_per_s": n / resumed,
             "fsync_appends_per_s": appends,
             "note": "fresh includes math-verify grading of every answer and one fsync per record"}
