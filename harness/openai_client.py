@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 from m1bench.harness.client import RequestError
 from m1bench.harness.reasoning import split_reasoning, split_tool_calls
@@ -47,6 +49,14 @@ class Endpoint:
     errors: dict[str, int] = field(default_factory=dict)
     session: aiohttp.ClientSession | None = None  # its connection pool, made in the loop that uses it
     loop: asyncio.AbstractEventLoop | None = None
+    proxy: Any = None  # from HTTP(S)_PROXY / NO_PROXY, read once (aiohttp's trust_env reads them per request)
+    proxy_auth: aiohttp.BasicAuth | None = None
+
+    def __post_init__(self):
+        try:
+            self.proxy, self.proxy_auth = get_env_proxy_for_url(URL(self.chat_url))
+        except LookupError:  # no proxy for this URL
+            pass
 
 
 class _Retryable(Exception):
@@ -146,7 +156,8 @@ class OpenAIClient:
         t0 = time.perf_counter()
         answer = _Answer(t0)
         try:
-            async with self._session(ep).post(ep.chat_url, data=body, allow_redirects=False) as resp:
+            async with self._session(ep).post(ep.chat_url, data=body, allow_redirects=False, proxy=ep.proxy,
+                                              proxy_auth=ep.proxy_auth) as resp:
                 if resp.status >= 300:
                     await self._status_error(ep, resp)
                 parser = SSEParser()

@@ -125,3 +125,14 @@ def test_client_survives_a_new_event_loop():
         second = asyncio.run(client.complete(REQ))
         asyncio.run(client.aclose())
     assert first.text == second.text == "echo: hi"
+
+
+def test_proxy_from_the_environment_and_no_proxy(monkeypatch):
+    with StubServer(lambda body: {"content": "via proxy"}) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url.rsplit("/v1", 1)[0])
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        c, _ = complete("http://m1bench-endpoint.invalid/v1")  # only the proxy can answer this one
+        assert c.text == "via proxy" and len(proxy.requests) == 1
+        with StubServer(lambda body: {"content": "direct"}) as direct:
+            c, _ = complete(direct.url.replace("127.0.0.1", "localhost"))
+        assert c.text == "direct" and len(proxy.requests) == 1
