@@ -49,7 +49,7 @@ class Endpoint:
     errors: dict[str, int] = field(default_factory=dict)
     session: aiohttp.ClientSession | None = None  # its connection pool, made in the loop that uses it
     loop: asyncio.AbstractEventLoop | None = None
-    proxy: Any = None  # from HTTP(S)_PROXY / NO_PROXY, read once (aiohttp's trust_env reads them per request)
+    proxy: URL | None = None  # from HTTP(S)_PROXY / NO_PROXY, read once (aiohttp's trust_env reads them per request)
     proxy_auth: aiohttp.BasicAuth | None = None
 
     def __post_init__(self):
