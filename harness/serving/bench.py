@@ -4,11 +4,13 @@ overhead against a zero-latency stub (target: >= 2,000 requests/s, so the harnes
 bottleneck). Writes JSON.
 
     python -m m1bench.harness.serving.bench --out reports/bench/serving_cpu.json \\
-        [--vllm-python .venv-vllm/bin/python] [--skip-embedded] [--skip-client]
+        [--vllm-python .venv-vllm/bin/python] [--skip-embedded] [--skip-client] [--repeats 5]
 
 Each server runs as a child process (ManagedServer); the client runs here. On a 2-core machine the
 server and the client share the cores: absolute numbers are this machine's, the comparison is the
-point.
+point. Parts skipped this time are kept from the existing --out file, tagged with when they ran.
+Client overhead: the median of --repeats runs against harness/serving/zero_stub.py, with the
+stub's own CPU per request and its capacity alone, and the load average around every run.
 """
 from __future__ import annotations
 
