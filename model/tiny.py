@@ -1,5 +1,6 @@
 """The `tiny` checkpoint: seeded random weights in the `tiny` preset plus the byte-level tokenizer,
 created on first use so tests and the demo need no download."""
+import json
 import os
 from pathlib import Path
 
@@ -8,7 +9,7 @@ import torch
 from .checkpoint import save_checkpoint
 from .m1 import M1ForCausalLM
 from .presets import preset
-from .tokenizer import build_byte_tokenizer, load_tokenizer
+from .tokenizer import CHAT_TEMPLATE, build_byte_tokenizer, load_tokenizer
 
 TINY_SEED = 1234
 
@@ -41,7 +42,11 @@ def create_checkpoint(directory, preset_name: str = "tiny", seed: int = TINY_SEE
 
 
 def ensure_tiny(path=None) -> Path:
+    """The tiny checkpoint, made if missing; tokenizer files written by an older m1bench are
+    rewritten (the seeded weights do not change)."""
     directory = Path(path) if path else default_home() / "tiny"
     if not (directory / "config.json").exists():
         create_checkpoint(directory)
+    elif json.loads((directory / "tokenizer_config.json").read_text()).get("chat_template") != CHAT_TEMPLATE:
+        build_byte_tokenizer(directory)
     return directory
