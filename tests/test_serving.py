@@ -14,7 +14,7 @@ import torch
 import uvicorn
 
 from m1bench.harness.serving.engine import Engine, EngineRequest, TextEvent
-from m1bench.harness.serving.m1_output import M1OutputParser, parse_output
+from m1bench.harness.m1_output import M1OutputParser, parse_output
 from m1bench.harness.serving.server import EmbeddedServer, create_app
 from m1bench.model.checkpoint import load_model
 from m1bench.model.generate import SamplingParams, generate
@@ -234,6 +234,23 @@ def test_n_samples_seed_stop_and_tools_in_the_prompt(served, tiny):
                                                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
     r = served.client.chat.completions.create(model="tiny", messages=messages, tools=tools, max_tokens=1)
     assert r.usage.prompt_tokens == len(chat_prompt(tok, messages, tools)) > len(chat_prompt(tok, messages)) + 50
+
+
+def test_routing_stats_extra_field_only_when_asked(served, tiny):
+    """`routing_stats: true` (m1bench's extension) returns the request's expert-routing summary:
+    the same counts the reference generator records for that prompt, streamed or not."""
+    model, tok = tiny
+    messages = [{"role": "user", "content": "route me"}]
+    kw = dict(model="tiny", messages=messages, max_tokens=5, temperature=0)
+    plain = served.client.chat.completions.create(**kw)
+    assert getattr(plain, "routing_stats", None) is None
+    asked = served.client.chat.completions.create(extra_body={"routing_stats": True}, **kw).model_dump()
+    want = generate(model, tok, [chat_prompt(tok, messages)], SamplingParams(max_new_tokens=5, temperature=0),
+                    routing=model.routing_recorder())[0]
+    assert asked["routing_stats"] == want.routing
+    stream = served.client.chat.completions.create(stream=True, extra_body={"routing_stats": True}, **kw)
+    last = [c.model_dump() for c in stream][-1]
+    assert last["routing_stats"] == want.routing
 
 
 def test_reasoning_and_tool_calls_are_parsed_streamed_or_not(tiny):

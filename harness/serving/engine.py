@@ -23,6 +23,7 @@ import torch
 
 from ...model.cache import InferenceCache
 from ...model.generate import SamplingParams, sample_token
+from ...model.routing import TOP1_BINS, RoutingRecorder, summarize
 
 
 @dataclass
@@ -40,6 +41,22 @@ class EngineRequest:
     emit: Callable[[TextEvent], None]  # called from the engine thread
     cancelled: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.perf_counter)
+    routing: RoutingTotals | None = None  # expert-routing counts, when the client asked for them
+
+
+@dataclass
+class RoutingTotals:
+    """A request's expert-routing counts: its prompt once, then every sample's fed tokens."""
+    counts: torch.Tensor  # [layers, experts]
+    top1: torch.Tensor  # [layers, bins]
+    top_k: int
+
+    def add(self, recorder: RoutingRecorder, row: int) -> None:
+        self.counts += recorder.counts[row]
+        self.top1 += recorder.top1[row]
+
+    def summary(self) -> dict:
+        return summarize(self.counts, self.top1, self.top_k)
 
 
 class IncrementalDetokenizer:
@@ -164,6 +181,19 @@ class Engine:
         self._thread = threading.Thread(target=self._loop, name="m1bench-engine", daemon=True)
         self._thread.start()
 
+    def routing_totals(self) -> RoutingTotals:
+        c = self.model.config
+        return RoutingTotals(torch.zeros(c.num_hidden_layers, c.num_local_experts, dtype=torch.long),
+                             torch.zeros(c.num_hidden_layers, TOP1_BINS, dtype=torch.long), c.num_experts_per_tok)
+
+    def _recorder(self, requests: list[EngineRequest], token_mask: torch.Tensor | None) -> RoutingRecorder | None:
+        """A recorder for one forward whose rows are `requests` (None when nobody asked: no cost)."""
+        if not any(r.routing is not None for r in requests):
+            return None
+        recorder = self.model.routing_recorder()
+        recorder.begin_step(list(range(len(requests))), token_mask)
+        return recorder
+
     def submit(self, request: EngineRequest) -> None:
         if not request.prompt_ids:
             raise ValueError("the prompt is empty")
@@ -221,7 +251,12 @@ class Engine:
             mask[i, width - len(r.prompt_ids):] = 1
         device = self.model.device
         cache = self.model.new_cache(len(requests), capacity=width + 64)
-        logits = self.model(ids.to(device), cache, attention_mask=mask.to(device), logits_to_keep=1)[:, -1].float().cpu()
+        recorder = self._recorder(requests, mask.bool())
+        with self.model.recording_routing(recorder):
+            logits = self.model(ids.to(device), cache, attention_mask=mask.to(device), logits_to_keep=1)[:, -1].float().cpu()
+        for row, r in enumerate(requests):
+            if recorder is not None and r.routing is not None:
+                r.routing.add(recorder, row)
         rows = [i for i, r in enumerate(requests) for _ in r.params]  # n samples share their request's row
         cache.select(torch.tensor(rows, dtype=torch.long, device=device))
         samples = [_Sample(r, j, self.tokenizer.decode, j) for r in requests for j in range(len(r.params))]
@@ -235,7 +270,12 @@ class Engine:
     def _decode(self) -> None:
         device = self.model.device
         self.batch_sizes.append(len(self.samples))
-        logits = self.model(torch.tensor(self.next_tokens, device=device)[:, None], self.cache)[:, -1].float().cpu()
+        recorder = self._recorder([s.request for s in self.samples], None)
+        with self.model.recording_routing(recorder):
+            logits = self.model(torch.tensor(self.next_tokens, device=device)[:, None], self.cache)[:, -1].float().cpu()
+        for row, s in enumerate(self.samples):
+            if recorder is not None and s.request.routing is not None:
+                s.request.routing.add(recorder, row)
         self.steps += 1
         self.next_tokens = [sample_token(logits[i], s.params, s.generator) for i, s in enumerate(self.samples)]
         self._consume()

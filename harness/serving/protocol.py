@@ -24,6 +24,9 @@ class _Sampling(BaseModel):
     frequency_penalty: float = 0.0
     presence_penalty: float = 0.0
     logprobs: Any = None
+    # m1bench extension: ask for the request's expert-routing summary (m1bench.model.routing), which
+    # the response carries in a top-level `routing_stats` field (streaming: in the last chunk).
+    routing_stats: bool = False
 
     @field_validator("stop")
     @classmethod

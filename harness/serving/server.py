@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ...model.generate import SamplingParams
 from .engine import Engine, EngineRequest, TextEvent
-from .m1_output import M1OutputParser, ParsedDelta
+from ..m1_output import M1OutputParser, ParsedDelta
 from .protocol import ChatRequest, CompletionRequest, error_body, new_id, now, usage
 
 
@@ -67,10 +67,12 @@ class EmbeddedServer:
         return [SamplingParams(max_new_tokens=limit, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                                seed=req.seed, stop=tuple(req.stop or ())) for _ in range(req.n)]
 
-    def _start(self, prompt_ids: list[int], params: list[SamplingParams]) -> tuple[EngineRequest, asyncio.Queue]:
+    def _start(self, prompt_ids: list[int], params: list[SamplingParams],
+               routing: bool = False) -> tuple[EngineRequest, asyncio.Queue]:
         loop = asyncio.get_running_loop()
         events: asyncio.Queue[TextEvent] = asyncio.Queue()
-        request = EngineRequest(prompt_ids, params, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e))
+        request = EngineRequest(prompt_ids, params, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e),
+                                routing=self.engine.routing_totals() if routing else None)
         self.engine.submit(request)
         return request, events
 
@@ -107,7 +109,7 @@ class EmbeddedServer:
         self._check_model(req.model)
         prompt_ids = self._chat_prompt(req)
         params = self._params(req, len(prompt_ids))
-        request, queue = self._start(prompt_ids, params)
+        request, queue = self._start(prompt_ids, params, req.routing_stats)
         rid, created = new_id("chatcmpl"), now()
         if req.stream:
             return self._sse(self._chat_stream(req, request, queue, http, rid, created, len(prompt_ids)))
@@ -129,7 +131,7 @@ class EmbeddedServer:
             choices.append({"index": i, "message": message, "logprobs": None,
                             "finish_reason": _finish(finish[i], parsed.tool_calls)})
         return {"id": rid, "object": "chat.completion", "created": created, "model": self.name, "choices": choices,
-                "usage": usage(len(prompt_ids), sum(tokens))}
+                "usage": usage(len(prompt_ids), sum(tokens)), **_routing(request)}
 
     async def _chat_stream(self, req, request, queue, http, rid, created, prompt_tokens) -> AsyncIterator[dict]:
         def chunk(index: int, delta: dict, finish: str | None = None) -> dict:
@@ -151,9 +153,10 @@ class EmbeddedServer:
             if e.finish_reason:
                 completion_tokens += e.completion_tokens
                 yield chunk(e.index, {}, _finish(e.finish_reason, called[e.index]))
-        if req.include_usage:
-            yield {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.name,
-                   "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
+        if req.include_usage or req.routing_stats:
+            last = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": self.name,
+                    "choices": [], **_routing(request)}
+            yield last | ({"usage": usage(prompt_tokens, completion_tokens)} if req.include_usage else {})
 
     # ---- completions ------------------------------------------------------------------------
     async def completions(self, req: CompletionRequest, http: Request):
@@ -244,6 +247,11 @@ def _delta(parsed: ParsedDelta, parser: M1OutputParser) -> dict:
         first = parser.num_tool_calls - len(parsed.tool_calls)
         delta["tool_calls"] = [{"index": first + k, **c.to_openai()} for k, c in enumerate(parsed.tool_calls)]
     return delta
+
+
+def _routing(request: EngineRequest) -> dict:
+    """The m1bench `routing_stats` response field, when the request asked for it."""
+    return {"routing_stats": request.routing.summary()} if request.routing is not None else {}
 
 
 def _finish(reason: str | None, called) -> str:
