@@ -116,7 +116,7 @@ def test_server_profiler_counts_failures():
 def test_server_profiler_counts_errors_inside_the_stream():
     with StubServer(ttft_s=0.0, tpot_s=0.0, fail_after_tokens=2) as stub:
         rows, _ = asyncio.run(profile_server(stub.url, "stub", [10], [2], 3, 5, warmup=0))
-    assert rows[0]["ok"] == 0 and rows[0]["errors"] == 3 and rows[0]["error_kinds"] == ["stream_error"]
+    assert rows[0]["ok"] == 0 and rows[0]["errors"] == 3 and rows[0]["error_kinds"] == ["server"]
 
 
 def test_server_command_with_stub(tmp_path):
