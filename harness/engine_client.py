@@ -81,8 +81,12 @@ class EngineClient:
                 continue
             done = time.perf_counter()
             for (_, fut, t0), (gen, started) in zip(batch, results):
-                if not fut.done():
+                if fut.done():
+                    continue
+                try:  # a failure here must reach the caller, never end this worker (every request would hang)
                     fut.set_result(self._to_completion(gen, t0, started, done))
+                except Exception as e:
+                    fut.set_exception(RequestError("engine", f"{type(e).__name__}: {e}"))
 
     def _generate(self, requests: list[Request]) -> list[tuple[Any, float]]:
         from m1bench.model.generate import SamplingParams, generate

@@ -39,7 +39,7 @@ def test_batches_and_conversions(monkeypatch):
             text = {"q0": "<think>hmm</think>4", "q1": '<tool_calls>\n{"name": "f", "arguments": {"x": 1}}\n</tool_calls>'}.get(q, "abcde")
             outs.append(SimpleNamespace(token_ids=[1] * (3 if q != "q2" else 5), text=text,
                                         finish_reason="length" if q == "q2" else "stop",
-                                        prompt_tokens=len(p), prefill_s=0.01, decode_s=0.02))
+                                        prompt_tokens=len(p), prefill_s=0.01, decode_s=0.02, routing=None))
         return outs
 
     monkeypatch.setattr(gen_mod, "generate", fake_generate)
@@ -77,3 +77,21 @@ def test_engine_failure_is_a_request_error(monkeypatch):
     with pytest.raises(RequestError) as e:
         asyncio.run(go())
     assert e.value.kind == "engine" and "out of memory" in e.value.message
+
+
+def test_a_result_that_cannot_be_converted_errors_instead_of_hanging(monkeypatch):
+    def broken_output(model, tok, prompts, params, routing=None):
+        return [SimpleNamespace(text=None) for _ in prompts]  # no fields: conversion raises
+
+    monkeypatch.setattr(gen_mod, "generate", broken_output)
+    client = EngineClient(model=None, tokenizer=FakeTokenizer(), model_id="fake", batch_size=2)
+
+    async def go():
+        try:
+            return await asyncio.wait_for(asyncio.gather(*(client.complete(req(i)) for i in range(3)),
+                                                         return_exceptions=True), timeout=10)
+        finally:
+            await client.aclose()
+
+    outs = asyncio.run(go())
+    assert all(isinstance(o, RequestError) and o.kind == "engine" for o in outs)
