@@ -16,6 +16,21 @@ class RecordsError(ValueError):
     pass
 
 
+def read_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a file, read-only. A partial last line (a crash mid-write) is skipped; a
+    malformed line anywhere else is an error naming the file and line."""
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as e:
+                if not line.endswith("\n"):
+                    return
+                raise RecordsError(f"{path}:{lineno}: not a JSON record ({e.msg})") from None
+
+
 class RecordStore:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -42,14 +57,7 @@ class RecordStore:
         self.dropped_partial_line = True
 
     def read(self) -> Iterator[dict[str, Any]]:
-        with open(self.path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise RecordsError(f"{self.path}:{lineno}: not a JSON record ({e.msg})") from None
+        return read_records(self.path)
 
     def append(self, record: dict[str, Any]) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from m1bench.harness.records import read_records
 from m1bench.suites.swebench_suite import SWEbenchVerified
 
 
@@ -15,16 +16,9 @@ def write_predictions(records: Path, out: Path, model: str | None = None, sample
     """Write the predictions file; returns how many instances it holds. `model` defaults to the
     records' model identity."""
     latest: dict[str, dict] = {}
-    with open(records, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{records}:{lineno}: not a JSON record ({e.msg})") from None
-            if r.get("suite") == SWEbenchVerified.name and r.get("sample") == sample and r.get("status") == "ok":
-                latest[r["problem_id"]] = r
+    for r in read_records(records):
+        if r.get("suite") == SWEbenchVerified.name and r.get("sample") == sample and r.get("status") == "ok":
+            latest[r["problem_id"]] = r
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         for iid, r in sorted(latest.items()):

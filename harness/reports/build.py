@@ -13,6 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from m1bench.harness.records import RecordsError, read_records
 from m1bench.harness.reports.provenance import hardware, package_versions, python_info
 from m1bench.harness.reports.schema import SCHEMA_VERSION
 
@@ -47,20 +48,10 @@ def latest_records(path: Path) -> dict[str, dict[str, Any]]:
     left by a crash is skipped, as the runner does; a bad line elsewhere names file and line)."""
     from m1bench.harness.reports.schema import ReportError
 
-    out: dict[str, dict[str, Any]] = {}
-    text = Path(path).read_text(encoding="utf-8")
-    lines = text.split("\n")
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if lineno == len(lines):  # no trailing newline: an interrupted write
-                break
-            raise ReportError(f"{path}:{lineno}: not a JSON record ({e.msg})") from None
-        out[rec["hash"]] = rec
-    return out
+    try:
+        return {rec["hash"]: rec for rec in read_records(Path(path))}
+    except RecordsError as e:
+        raise ReportError(str(e)) from None
 
 
 def select_records(results: dict[str, Any], records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
