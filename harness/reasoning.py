@@ -6,12 +6,11 @@ reasoning is removed; an unclosed `<think>` (output cut at max_tokens) leaves no
 """
 from __future__ import annotations
 
-import json
 import re
 
+from m1bench.harness.m1_output import THINK_CLOSE, THINK_OPEN, parse_tool_block
 from m1bench.harness.types import ToolCall
 
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _TOOL_BLOCK = re.compile(r"<tool_calls>\s*(.*?)\s*</tool_calls>", re.S)
 
 
@@ -31,22 +30,13 @@ def split_reasoning(text: str) -> tuple[str, str]:
 
 
 def split_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
-    """Pull `<tool_calls>` blocks out of `text`; lines that are not JSON objects are kept as text."""
+    """Pull `<tool_calls>` blocks out of `text`; lines that are not calls are kept as text."""
     calls: list[ToolCall] = []
     leftovers: list[str] = []
     for block in _TOOL_BLOCK.findall(text):
-        for line in block.splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                obj = json.loads(line)
-                name = obj["name"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                leftovers.append(line)
-                continue
-            args = obj.get("arguments", {})
-            calls.append(ToolCall(name=name, arguments=args if isinstance(args, str) else json.dumps(args)))
+        parsed, rest = parse_tool_block(block)
+        calls += [ToolCall(name=c.name, arguments=c.arguments) for c in parsed]
+        leftovers += [rest] if rest else []
     rest = _TOOL_BLOCK.sub("", text).strip()
     if leftovers:
         rest = "\n".join([rest, *leftovers]).strip()
