@@ -140,16 +140,21 @@ class M1Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "M1Config":
-        path = Path(path)
-        if path.is_dir():
-            path = path / "config.json"
-        try:
-            raw = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+        raw, path = read_config_json(path, ConfigError)
         return cls.from_dict(raw, source=str(path))
+
+
+def read_config_json(path: str | Path, error: type[Exception]) -> tuple[dict, Path]:
+    """A checkpoint's config.json (or the file itself) -> (parsed dict, path); `error` names the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    try:
+        return json.loads(path.read_text()), path
+    except FileNotFoundError:
+        raise error(f"{path}: no such config file") from None
+    except json.JSONDecodeError as e:
+        raise error(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
 
 
 def _has_default(f) -> bool:

@@ -7,12 +7,11 @@ know by name; `load_spec` takes a name or a config path.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
-from m1bench.model.config import LIGHTNING, SOFTMAX, M1Config
+from m1bench.model.config import LIGHTNING, SOFTMAX, M1Config, read_config_json
 from m1bench.model.presets import preset
 
 from .published import DEEPSEEK_R1, QWEN3_235B_A22B
@@ -221,15 +220,7 @@ def spec_from_config(raw: dict, source: str = "<dict>", name: str | None = None)
 
 
 def load_config(path: str | Path) -> ArchSpec:
-    path = Path(path)
-    if path.is_dir():
-        path = path / "config.json"
-    try:
-        raw = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such config file") from None
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    raw, path = read_config_json(path, SpecError)
     return spec_from_config(raw, source=str(path), name=path.parent.name or path.stem)
 
 
