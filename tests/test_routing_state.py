@@ -139,3 +139,9 @@ def test_run_with_routing_stats_aggregates_per_suite_and_plots(tiny_dir, tmp_pat
     assert len(per_request) == 2 and routing["tokens"] == sum(r["tokens"] for r in per_request)
     assert abs(utilisation(routing).sum(1) - 1).max() < 1e-9
     assert plot_heatmap(routing, tmp_path / "routing.png").stat().st_size > 1000
+    report_json = next((tmp_path / "reports").rglob("report.json"))  # the run's report (conftest's tmp dir)
+    report = json.loads(report_json.read_text())
+    assert report["suites"]["aime2024"]["extra"]["routing"]["tokens"] == routing["tokens"]
+    heatmap = [p for p in report["plots"] if p["name"] == "routing_aime2024"]
+    assert heatmap and (report_json.parent / heatmap[0]["file"]).stat().st_size > 1000
+    assert "aime2024: expert utilisation per MoE layer" in (report_json.parent / "report.html").read_text()

@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, PNG): metrics with their 95% CIs, per-problem success rates,
-completion lengths against the generation limit."""
+completion lengths against the generation limit, and expert-utilisation heatmaps when a run
+recorded routing statistics."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -10,6 +11,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from m1bench.harness.routing_report import plot_heatmap  # noqa: E402
 
 DPI = 110
 
@@ -95,5 +98,11 @@ def make_plots(report: dict[str, Any], samples: list[dict[str, Any]], out_dir: P
         ("completion_tokens", "Completion length", lambda p: completion_tokens_plot(report, samples, p, footer)),
     ):
         if draw(out_dir / "plots" / f"{name}.png"):
+            made.append({"name": name, "file": f"plots/{name}.png", "title": title})
+    for suite, s in report["suites"].items():  # runs with model.routing_stats = true
+        routing = (s.get("extra") or {}).get("routing")
+        if routing:
+            name, title = f"routing_{suite}", f"{suite}: expert utilisation per MoE layer"
+            plot_heatmap(routing, out_dir / "plots" / f"{name}.png", title=title)
             made.append({"name": name, "file": f"plots/{name}.png", "title": title})
     return made
