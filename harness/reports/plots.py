@@ -53,16 +53,9 @@ def problem_rate_plot(report: dict[str, Any], path: Path, footer: str) -> bool:
     suites = {name: s["per_problem"] for name, s in report["suites"].items() if s["per_problem"]}
     if not suites:
         return False
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    bins = [i / 10 for i in range(11)]
     rates = [[p["correct"] / p["n"] for p in pp.values() if p["n"]] for pp in suites.values()]
-    ax.hist(rates, bins=bins, label=list(suites), rwidth=0.9)
-    ax.set_xlabel("fraction of a problem's samples that were correct")
-    ax.set_ylabel("problems")
-    ax.set_title("Per-problem success rate")
-    ax.legend(fontsize=8, loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
-    _save(fig, path, footer)
+    _histogram(rates, list(suites), [i / 10 for i in range(11)], "fraction of a problem's samples that were correct",
+               "problems", "Per-problem success rate", path, footer)
     return True
 
 
@@ -73,17 +66,25 @@ def completion_tokens_plot(report: dict[str, Any], samples: list[dict[str, Any]]
             lengths[rec["suite"]].append(rec["completion"]["completion_tokens"])
     if not lengths:
         return False
+    _histogram(list(lengths.values()), list(lengths), 20,
+               "completion tokens per sample (dashed: max_tokens; samples there were truncated)", "samples",
+               "Completion length", path, footer,
+               marks=[report["suites"][name]["sampling"]["max_tokens"] for name in lengths])
+    return True
+
+
+def _histogram(data, labels, bins, xlabel: str, ylabel: str, title: str, path: Path, footer: str, marks=()) -> None:
+    """One histogram per suite on shared axes; `marks` are dashed vertical lines (limits)."""
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    ax.hist(list(lengths.values()), bins=20, label=list(lengths), rwidth=0.9)
-    for name in lengths:
-        ax.axvline(report["suites"][name]["sampling"]["max_tokens"], color="#C44E52", ls="--", lw=1)
-    ax.set_xlabel("completion tokens per sample (dashed: max_tokens; samples there were truncated)")
-    ax.set_ylabel("samples")
-    ax.set_title("Completion length")
+    ax.hist(data, bins=bins, label=labels, rwidth=0.9)
+    for x in marks:
+        ax.axvline(x, color="#C44E52", ls="--", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     _save(fig, path, footer)
-    return True
 
 
 def make_plots(report: dict[str, Any], samples: list[dict[str, Any]], out_dir: Path) -> list[dict[str, str]]:
