@@ -1,4 +1,4 @@
 """Lightning attention kernels: Triton on GPU, pure-PyTorch references (the oracle) everywhere."""
-from .lightning import lightning_attention, lightning_decode
+from m1bench.kernels.lightning import lightning_attention, lightning_decode
 
 __all__ = ["lightning_attention", "lightning_decode"]

@@ -3,7 +3,7 @@ every softmax layer, plus which cached positions are real tokens (left padding) 
 import torch
 from torch.nn.attention.bias import causal_lower_right
 
-from .config import M1Config
+from m1bench.model.config import M1Config
 
 
 class InferenceCache:

@@ -12,8 +12,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .config import M1Config
-from .m1 import M1ForCausalLM
+from m1bench.model.config import M1Config
+from m1bench.model.m1 import M1ForCausalLM
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"

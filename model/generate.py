@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .m1 import M1ForCausalLM
-from .routing import RoutingRecorder
-from .tokenizer import ChatTokenizer
+from m1bench.model.m1 import M1ForCausalLM
+from m1bench.model.routing import RoutingRecorder
+from m1bench.model.tokenizer import ChatTokenizer
 
 
 @dataclass(frozen=True)

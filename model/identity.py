@@ -23,7 +23,7 @@ def _file_digest(path: Path, cache: dict) -> str:
 
 
 def checkpoint_hash(directory) -> str:
-    from .tiny import default_home
+    from m1bench.model.tiny import default_home
     directory = Path(directory)
     files = sorted([directory / "config.json", *directory.glob("*.safetensors")])
     cache_file = default_home() / "checkpoint-digests.json"

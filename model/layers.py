@@ -3,9 +3,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..kernels import lightning_attention, lightning_decode
-from .cache import InferenceCache
-from .config import M1Config
+from m1bench.kernels import lightning_attention, lightning_decode
+from m1bench.model.cache import InferenceCache
+from m1bench.model.config import M1Config
 
 
 class RMSNorm(nn.Module):

@@ -4,11 +4,11 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from .cache import InferenceCache
-from .config import LIGHTNING, M1Config
-from .layers import LightningAttention, RMSNorm, SoftmaxAttention, rope_cos_sin
-from .moe import SparseMoE
-from .routing import RoutingRecorder
+from m1bench.model.cache import InferenceCache
+from m1bench.model.config import LIGHTNING, M1Config
+from m1bench.model.layers import LightningAttention, RMSNorm, SoftmaxAttention, rope_cos_sin
+from m1bench.model.moe import SparseMoE
+from m1bench.model.routing import RoutingRecorder
 
 
 class DecoderLayer(nn.Module):

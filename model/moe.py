@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import M1Config
+from m1bench.model.config import M1Config
 
 
 class Expert(nn.Module):

@@ -1,6 +1,6 @@
 """Named model shapes: `tiny` (CI, seconds on 2 CPU cores), `small` (GPU profiling, long context),
 `m1` (the real MiniMax-M1 shapes: FLOPs/memory math and real checkpoints)."""
-from .config import M1Config, deepnorm_alpha, every_nth_softmax
+from m1bench.model.config import M1Config, deepnorm_alpha, every_nth_softmax
 
 
 def _preset(*, vocab_size, hidden_size, layers, heads, kv_heads, head_dim, rotary_dim, intermediate,

@@ -14,8 +14,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from .cache import InferenceCache
-from .m1 import M1ForCausalLM
+from m1bench.model.cache import InferenceCache
+from m1bench.model.m1 import M1ForCausalLM
 
 FORMAT = "m1bench-inference-state/1"
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import save_checkpoint
-from .m1 import M1ForCausalLM
-from .presets import preset
-from .tokenizer import CHAT_TEMPLATE, build_byte_tokenizer, load_tokenizer
+from m1bench.model.checkpoint import save_checkpoint
+from m1bench.model.m1 import M1ForCausalLM
+from m1bench.model.presets import preset
+from m1bench.model.tokenizer import CHAT_TEMPLATE, build_byte_tokenizer, load_tokenizer
 
 TINY_SEED = 1234
 

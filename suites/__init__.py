@@ -1,12 +1,14 @@
-"""Suite registry: name -> Suite class. A suite module registers itself with `@register`."""
+"""Suite registry: name -> Suite class. Each family is a package here (aime/, mrcr/, ...) whose
+`__init__` imports the modules that register their suites with `@register`; families are found
+by listing this package, so a new folder needs no edit here."""
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
 from m1bench.suites.base import Suite
 
 SUITES: dict[str, type[Suite]] = {}
-_MODULES = ("aime", "livecodebench", "lm_eval_tasks", "openai_mrcr", "mrcr", "tau_bench_suite", "swebench_suite")
 
 
 def register(cls: type[Suite]) -> type[Suite]:
@@ -17,8 +19,9 @@ def register(cls: type[Suite]) -> type[Suite]:
 
 
 def _load_all() -> None:
-    for m in _MODULES:
-        importlib.import_module(f"m1bench.suites.{m}")
+    for family in pkgutil.iter_modules(__path__):
+        if family.ispkg:
+            importlib.import_module(f"{__name__}.{family.name}")
 
 
 def get_suite(name: str) -> Suite:

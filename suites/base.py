@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from m1bench.harness.metrics import Outcome, summarize
-from m1bench.harness.types import Completion, Request
+from m1bench.harness.core.metrics import Outcome, summarize
+from m1bench.harness.core.types import Completion, Request
 
 if TYPE_CHECKING:
-    from m1bench.harness.client import Client
+    from m1bench.harness.core.client import Client
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,18 @@
 # The regression gate: evaluate a checkpoint with a gate config, write its report, compare it with a
 # committed baseline report. Exit status is compare's: 0 pass, 1 regression, 2 not comparable.
 #
-#   examples/ci/gate.sh [CHECKPOINT]        (default: reports/tiny/tiny-gate, the tiny gate model)
+#   examples/ci/gate.sh [CHECKPOINT]        (default: reports/baselines/tiny/tiny-gate, the tiny gate model)
 #
-# Environment: GATE_CONFIG (default reports/tiny/gate.toml), GATE_BASELINE (reports/tiny/baseline),
+# Environment: GATE_CONFIG (default reports/baselines/tiny/gate.toml), GATE_BASELINE (reports/baselines/tiny/baseline),
 # GATE_OUT (where the run, report and compare.json go; default a temporary directory),
 # M1BENCH (the m1bench executable; default .venv/bin/m1bench). On GitHub Actions the comparison is
 # also appended to the job summary ($GITHUB_STEP_SUMMARY).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 M1BENCH=${M1BENCH:-.venv/bin/m1bench}
-CHECKPOINT=${1:-reports/tiny/tiny-gate}
-CONFIG=${GATE_CONFIG:-reports/tiny/gate.toml}
-BASELINE=${GATE_BASELINE:-reports/tiny/baseline}
+CHECKPOINT=${1:-reports/baselines/tiny/tiny-gate}
+CONFIG=${GATE_CONFIG:-reports/baselines/tiny/gate.toml}
+BASELINE=${GATE_BASELINE:-reports/baselines/tiny/baseline}
 OUT=${GATE_OUT:-$(mktemp -d)}
 export M1BENCH_REPORTS_DIR="$OUT/reports"  # the run's own report tree stays out of the repository
 

@@ -30,9 +30,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from m1bench.harness.profiling.provenance import environment, provenance_line
-from m1bench.harness.rl.objectives import (PolicyLoss, cispo_loss, dapo_loss, group_advantages, grpo_loss,
-                                           informative_groups)
+from m1bench.harness.profile.provenance import environment, provenance_line
+from m1bench.harness.rl.objectives import (
+    PolicyLoss, cispo_loss, dapo_loss, group_advantages, grpo_loss, informative_groups,
+)
 from m1bench.harness.rl.rollout import Sequences, pack, sample_groups, token_logprobs
 from m1bench.harness.rl.task import Problem, addition_problems, reward
 from m1bench.model.checkpoint import load_model

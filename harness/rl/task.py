@@ -8,7 +8,7 @@ otherwise count as the answer 7.
 from dataclasses import dataclass
 from functools import lru_cache
 
-from m1bench.suites.aime import grade_math
+from m1bench.suites.aime.suite import grade_math
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ def register() -> None:
     from vllm.reasoning import ReasoningParserManager
     from vllm.tool_parsers import ToolParserManager
 
-    from .hf_config import MiniMaxM1Config, MiniMaxText01Config
+    from m1bench.model.vllm_plugin.hf_config import MiniMaxM1Config, MiniMaxText01Config
 
     AutoConfig.register(MiniMaxM1Config.model_type, MiniMaxM1Config, exist_ok=True)
     AutoConfig.register(MiniMaxText01Config.model_type, MiniMaxText01Config, exist_ok=True)

@@ -20,9 +20,9 @@ from vllm.model_executor.layers.mamba.linear.base import LinearAttention
 from vllm.model_executor.layers.minimax_rms_norm import MiniMaxText01RMSNormTP
 from vllm.v1.attention.backends.linear_attn import LinearAttentionMetadata
 
-from ...kernels import lightning_attention
-from ..config import M1Config
-from .state import lightning_batch
+from m1bench.kernels import lightning_attention
+from m1bench.model.config import M1Config
+from m1bench.model.vllm_plugin.state import lightning_batch
 
 
 class M1LightningAttention(LinearAttention):

@@ -29,9 +29,9 @@ from vllm.model_executor.models.interfaces import HasInnerState, IsHybrid
 from vllm.model_executor.models.utils import AutoWeightsLoader, WeightsMapper, maybe_prefix
 from vllm.sequence import IntermediateTensors
 
-from ..checkpoint import from_transformers_names
-from ..config import LIGHTNING, M1Config
-from .lightning import M1LightningAttention
+from m1bench.model.checkpoint import from_transformers_names
+from m1bench.model.config import LIGHTNING, M1Config
+from m1bench.model.vllm_plugin.lightning import M1LightningAttention
 
 
 def m1_config(hf_config) -> M1Config:

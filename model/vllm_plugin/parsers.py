@@ -9,7 +9,7 @@ from vllm.entrypoints.generate.base.protocol import (DeltaFunctionCall, DeltaMes
 from vllm.reasoning.basic_parsers import BaseThinkingReasoningParser
 from vllm.tool_parsers.abstract_tool_parser import ToolParser
 
-from ...harness.m1_output import THINK_CLOSE, THINK_OPEN, M1OutputParser, parse_output
+from m1bench.harness.core.m1_output import THINK_CLOSE, THINK_OPEN, M1OutputParser, parse_output
 
 
 class M1ReasoningParser(BaseThinkingReasoningParser):

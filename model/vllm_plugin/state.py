@@ -7,7 +7,7 @@ Triton on GPU tensors, the PyTorch references elsewhere.
 """
 import torch
 
-from ...kernels import lightning_attention, lightning_decode
+from m1bench.kernels import lightning_attention, lightning_decode
 
 
 def lightning_batch(q, k, v, slopes, pool, slots, seq_lens, query_start_loc, num_decodes: int,

@@ -7,11 +7,11 @@ vLLM runs on CPU use `tiny` with head_dim 32; everything else (layer mix, seeds,
 import dataclasses
 from pathlib import Path
 
-from ..checkpoint import save_checkpoint
-from ..m1 import M1ForCausalLM
-from ..presets import preset
-from ..tiny import TINY_SEED, default_home, init_random
-from ..tokenizer import build_byte_tokenizer, load_tokenizer
+from m1bench.model.checkpoint import save_checkpoint
+from m1bench.model.m1 import M1ForCausalLM
+from m1bench.model.presets import preset
+from m1bench.model.tiny import TINY_SEED, default_home, init_random
+from m1bench.model.tokenizer import build_byte_tokenizer, load_tokenizer
 
 VLLM_TINY_HEAD_DIM = 32
 

@@ -1,0 +1,116 @@
+"""`m1bench run [CONFIG.toml] [flags]`: run suites against a model and print the results table.
+
+Without a config file it runs the embedded demo (small AIME + LiveCodeBench fixtures against the
+tiny reference model, in-process, CPU, no network). Flags override the config; everything is
+validated before the first request.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from m1bench.harness.eval.config import ConfigError, load_config, merge
+from m1bench.harness.core.records import RecordsError
+from m1bench.suites.source import DataError
+
+
+def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """Translate flags into a nested dict merged over the config (so errors name config keys)."""
+    o: dict[str, Any] = {"run": {}, "model": {}, "sampling": {}}
+    if args.serve:
+        o["server"] = {"engine": args.serve, "model": args.model or "tiny"}
+    elif args.endpoint:
+        o["model"].update(engine="openai", endpoints=args.endpoint)
+    if args.model and not args.serve:
+        o["model"]["name" if args.endpoint else "checkpoint"] = args.model
+        if not args.endpoint:
+            o["model"]["engine"] = "reference"
+    for flag, key in (("name", "name"), ("output", "output_dir"), ("concurrency", "concurrency"), ("seed", "seed")):
+        if getattr(args, flag) is not None:
+            o["run"][key] = getattr(args, flag)
+    for flag in ("max_tokens", "temperature", "top_p", "top_k"):
+        if getattr(args, flag) is not None:
+            o["sampling"][flag] = getattr(args, flag)
+    return {k: v for k, v in o.items() if v}
+
+
+def apply_suite_flags(raw: dict[str, Any], args: argparse.Namespace) -> None:
+    suites = raw.setdefault("suites", {})
+    if args.suite:
+        raw["suites"] = suites = {name: suites.get(name, {}) for name in args.suite}
+    for spec in args.data or []:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"--data {spec!r}: expected SUITE=PATH")
+        suites.setdefault(name, {})["data"] = path
+    for name in suites:
+        if args.limit is not None:
+            suites[name]["limit"] = args.limit
+        if args.samples is not None:
+            suites[name]["samples"] = args.samples
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from m1bench.harness.eval.runner import Runner
+    from m1bench.harness.serve.hook import served_for_run
+    from m1bench.harness.serve.launcher import LaunchError
+
+    console = Console(stderr=True)
+
+    def edit(raw: dict[str, Any]) -> None:
+        merge(raw, overrides_from_flags(args))
+        apply_suite_flags(raw, args)
+
+    try:
+        cfg = load_config(args.config, edit)
+        plan = ", ".join(f"{n}(k={o['samples']})" for n, o in cfg.suites.items())
+        console.print(f"[bold]m1bench run[/] config={cfg.source} engine={cfg.model.engine} suites={plan} -> {cfg.output_dir}")
+        with served_for_run(cfg.server, cfg.output_dir) as endpoint:
+            if endpoint is not None:
+                cfg.model = endpoint.model_config(cfg.model)
+                console.print(f"server: {endpoint.base_url} ({endpoint.model}), log {endpoint.log_path}")
+            asyncio.run(Runner(cfg, console=console).run())
+    except (ConfigError, DataError, RecordsError, FileNotFoundError, LaunchError) as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    console.print(f"records: {cfg.output_dir / 'records.jsonl'}\nresults: {cfg.output_dir / 'results.json'}")
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="run evaluation suites (default: the embedded AIME + LiveCodeBench demo)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", nargs="?", help="run config TOML (default: the embedded demo config)")
+    p.add_argument("--model", help="checkpoint dir or 'tiny' (reference engine), or the served model name with --endpoint")
+    p.add_argument("--endpoint", action="append", metavar="URL", help="OpenAI-compatible base URL (…/v1); repeat for replicas")
+    p.add_argument("--serve", choices=("embedded", "vllm"), help="start this server on --model for the run's duration "
+                   "(a [server] table in the config sets more flags)")
+    p.add_argument("--suite", action="append", metavar="NAME", help="run only these suites (repeatable)")
+    p.add_argument("--data", action="append", metavar="SUITE=PATH", help="data file/dir or hub id for a suite")
+    p.add_argument("--limit", type=int, help="first N problems of each suite")
+    p.add_argument("--samples", type=int, help="samples per problem (k) for every suite")
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--concurrency", type=int, help="requests in flight")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--name", help="run name (default output dir: runs/<name>)")
+    p.add_argument("-o", "--output", help="output directory (records.jsonl, results.json)")
+    p.set_defaults(func=lambda a: sys.exit(cmd_run(a)))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="m1bench")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
+    return cmd_run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

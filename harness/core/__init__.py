@@ -1,0 +1,1 @@
+"""The core every layer builds on: the typed request, completion and score, the client protocol, per-sample records, metrics, the M1 output format, provenance and the sandbox. Imports nothing else of m1bench."""

@@ -1,0 +1,1 @@
+"""Evaluation: run config, the resumable runner and the results built from its records."""

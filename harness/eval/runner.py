@@ -1,0 +1,206 @@
+"""The resumable runner: plan (suite × problem × sample) requests, send the missing ones with
+bounded concurrency, grade each answer as it arrives, append every finished record at once
+(fsync'd) to records.jsonl, aggregate, write results.json beside the records.
+
+Resume: records are keyed by request hash (model identity + messages + sampling incl. the
+per-sample seed + sample key). A record with a completion is never re-sent; if its grade is
+missing, failed or came from another grader version it is re-graded from the stored completion.
+Records of failed requests (server error, timeout, …) are sent again on the next run.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from m1bench.harness.core.client import Client, RequestError, make_client
+from m1bench.harness.eval.config import RunConfig
+from m1bench.harness.core.records import RecordStore
+from m1bench.reports import write_report
+from m1bench.harness.eval.results import build_results, external_results, print_summary, write_results
+from m1bench.harness.core.types import Completion, Request, Sampling
+from m1bench.suites import get_suite
+from m1bench.suites.base import Problem, Score, Suite
+
+
+@dataclass
+class Planned:
+    suite: str
+    problem: Problem
+    sample: int
+    request: Request
+    hash: str
+
+
+def sample_seed(base: int, suite: str, problem_id: str, sample: int) -> int:
+    digest = hashlib.sha256(f"{base}:{suite}:{problem_id}:{sample}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
+
+
+def plan_suite(name: str, suite: Suite, problems: list[Problem], opts: dict[str, Any], cfg: RunConfig,
+               model_id: str) -> list[Planned]:
+    s = cfg.sampling
+    out = []
+    for p in problems:
+        for k in range(opts["samples"]):
+            sampling = Sampling(max_tokens=opts.get("max_tokens") or s["max_tokens"], temperature=float(s["temperature"]),
+                                top_p=float(s["top_p"]), top_k=s["top_k"],
+                                seed=sample_seed(cfg.run["seed"], name, p.id, k))
+            req = Request(messages=tuple(p.messages), sampling=sampling, key=f"{name}/v{suite.version}/{p.id}/{k}")
+            out.append(Planned(name, p, k, req, req.hash(model_id)))
+    return out
+
+
+class Runner:
+    def __init__(self, cfg: RunConfig, client: Client | None = None, console: Console | None = None):
+        self.cfg = cfg
+        self.console = console or Console(stderr=True)
+        self.client = client
+        self.out_dir = cfg.output_dir
+        self.suites: dict[str, Suite] = {name: get_suite(name) for name in cfg.suites}
+        self.records: dict[str, dict[str, Any]] = {}  # hash -> latest record
+        self.stats = defaultdict(lambda: {"sent": 0, "reused": 0, "regraded": 0})
+        self.external_results: dict[str, dict[str, Any]] = {}
+        self._grade_slots = asyncio.Semaphore(4)
+
+    # ---- records -------------------------------------------------------------------------
+    def _record(self, item: Planned, completion: Completion | None,
+                score: Score | None, grade_error: str | None, error: RequestError | None, regraded: bool = False) -> None:
+        rec = {
+            "hash": item.hash, "suite": item.suite, "suite_version": self.suites[item.suite].version,
+            "problem_id": item.problem.id, "sample": item.sample, "model_id": self.client.model_id,
+            "status": "error" if error else "ok", "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "request": item.request.to_dict(),
+            "completion": completion.to_record(self.cfg.run["keep_token_times"]) if completion else None,
+            "grader": self.suites[item.suite].grader,
+            "score": None if score is None else {"correct": score.correct, "answer": score.answer, "details": score.details},
+            "grade_error": grade_error,
+            "error": None if error is None else {"kind": error.kind, "message": error.message, "attempts": error.attempts},
+        }
+        if regraded:
+            rec["regraded"] = True
+        self.store.append(rec)
+        self.records[item.hash] = rec
+
+    async def _grade(self, item: Planned, completion: Completion) -> tuple[Score | None, str | None]:
+        suite = self.suites[item.suite]
+        opts = self.cfg.suites[item.suite]
+        try:
+            if suite.thread_safe_scoring:
+                async with self._grade_slots:
+                    return await asyncio.to_thread(suite.score, item.problem, completion, opts), None
+            return suite.score(item.problem, completion, opts), None  # e.g. math-verify: SIGALRM timeouts, main thread only
+        except Exception as e:  # a grading crash is an error of its own, not a wrong answer
+            return None, f"{type(e).__name__}: {e}"
+
+    # ---- the run -------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        t_start = time.perf_counter()
+        problems, data_info = {}, {}
+        for name, suite in self.suites.items():  # data errors surface before any request
+            problems[name], data_info[name] = suite.load(self.cfg.suites[name])
+        if self.client is None:
+            self.client = make_client(self.cfg.model)
+        plans = {name: plan_suite(name, suite, problems[name], self.cfg.suites[name], self.cfg, self.client.model_id)
+                 for name, suite in self.suites.items() if not suite.external}
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, suite in self.suites.items():
+            suite.work_dir = self.out_dir / name
+        self.store = RecordStore(self.out_dir / "records.jsonl")
+        if self.store.dropped_partial_line:
+            self.console.print(f"[yellow]{self.store.path}: dropped a partial last line left by an interrupted run[/]")
+        for rec in self.store.read():  # the latest record of each hash wins
+            self.records[rec["hash"]] = rec
+        self.sem = asyncio.Semaphore(self.cfg.run["concurrency"])
+        try:
+            with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("[green]{task.fields[ok]} ok[/] [red]{task.fields[err]} err[/]"),
+                          TimeElapsedColumn(), console=self.console) as self.progress:
+                self.bars = {name: self.progress.add_task(name, total=len(plans.get(name, [])), ok=0, err=0)
+                             for name in self.suites}
+                await asyncio.gather(*(self._serve(it) for items in plans.values() for it in items))
+                for name, suite in self.suites.items():
+                    if suite.external:
+                        await self._run_external(name, suite, data_info[name])
+        finally:
+            self.store.close()
+            await self.client.aclose()
+        results = build_results(self, plans, problems, data_info, time.perf_counter() - t_start)
+        write_results(self.out_dir / "results.json", results)
+        print_summary(results, self.console)
+        try:  # the results are on disk either way; `m1bench report RUN_DIR` writes the report again
+            self.report_dir = write_report(self.out_dir, results, [self.records[it.hash] for items in plans.values()
+                                                                   for it in items if it.hash in self.records])
+            self.console.print(f"report: {self.report_dir / 'report.html'} (report.json, report.md, samples.jsonl beside it)")
+        except Exception as e:
+            self.console.print(f"[red]report not written:[/] {type(e).__name__}: {e}")
+        return results
+
+    def _advance(self, item: Planned) -> None:
+        rec = self.records[item.hash]
+        good = rec["status"] == "ok" and rec["grade_error"] is None
+        bar = self.bars[item.suite]
+        f = self.progress.tasks[bar].fields
+        self.progress.update(bar, advance=1, ok=f["ok"] + good, err=f["err"] + (not good))
+
+    async def _serve(self, item: Planned) -> dict[str, Any]:
+        """Reuse the finished record of this request, or send it; grade; record. Returns the record."""
+        suite = self.suites[item.suite]
+        rec = self.records.get(item.hash)
+        if rec is not None and rec["status"] == "ok":
+            self.stats[item.suite]["reused"] += 1
+            if not suite.external and (rec["score"] is None or rec["grader"] != suite.grader):
+                completion = Completion.from_record(rec["completion"])
+                score, gerr = await self._grade(item, completion)
+                self._record(item, completion, score, gerr, None, regraded=True)
+                self.stats[item.suite]["regraded"] += 1
+        else:
+            async with self.sem:
+                self.stats[item.suite]["sent"] += 1
+                try:
+                    completion = await self._complete(item)
+                except Exception as e:  # recorded with its cause; the run goes on
+                    err = e if isinstance(e, RequestError) else RequestError("internal", f"{type(e).__name__}: {e}")
+                    self._record(item, None, None, None, err)
+                    completion = None
+            if completion is not None:
+                score, gerr = (None, None) if suite.external else await self._grade(item, completion)
+                self._record(item, completion, score, gerr, None)
+        self._advance(item)
+        return self.records[item.hash]
+
+    async def _complete(self, item: Planned) -> Completion:
+        suite = self.suites[item.suite]
+        if suite.episodic:  # many requests, one record: resumed per episode
+            return await suite.episode(item.problem, self.client, item.request, self.cfg.suites[item.suite])
+        return await self.client.complete(item.request)
+
+    async def _run_external(self, name: str, suite: Suite, info: dict[str, Any]) -> None:
+        """A suite that plans and scores itself (lm-eval): serve its requests through _serve."""
+        loop = asyncio.get_running_loop()
+        served: list[Planned] = []
+        bar = self.bars[name]
+
+        async def send(batch: list[tuple[str, Request]]) -> list[Completion | Exception]:
+            items = [Planned(name, Problem(id=key, messages=list(req.messages), target=None), 0, req,
+                             req.hash(self.client.model_id)) for key, req in batch]
+            served.extend(items)
+            self.progress.update(bar, total=len(served))
+            recs = await asyncio.gather(*(self._serve(it) for it in items))
+            return [Completion.from_record(r["completion"]) if r["status"] == "ok"
+                    else RequestError(r["error"]["kind"], r["error"]["message"]) for r in recs]
+
+        from m1bench.suites.lm_eval.suite import fold_results, make_lm
+
+        opts = self.cfg.suites[name]
+        seed = self.cfg.run["seed"]
+        lm = make_lm(send, loop, self.cfg.sampling, lambda key: sample_seed(seed, name, key, 0))
+        raw = await asyncio.to_thread(suite.evaluate, lm, opts, seed)
+        self.external_results[name] = external_results(self, name, served, info, fold_results(raw or {}))

@@ -1,0 +1,246 @@
+"""Baseline vs candidate: are the reports comparable, and per suite and metric, how did the score
+move on the items both scored (paired test, tolerance)?
+
+Comparable means: every baseline suite is in the candidate with the same suite version, dataset
+content, filters, prompts and chat template, sampling parameters, k, grader and scoring options.
+Everything else (run id, time, commit, packages, hardware, engine, checkpoint, seeds, wall time)
+may differ: that is what a comparison is for. Exit codes: 0 pass, 1 regression, 2 not comparable.
+
+A gated metric regresses when the candidate is worse by more than the tolerance AND the paired
+test rejects "no change" at alpha. Gated metrics: each suite's primary metric, or the ones named.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatch
+from typing import Any
+
+import numpy as np
+
+from m1bench.harness.core.metrics import Outcome, pass_at_k, pass_hat_k, per_problem_majority
+from m1bench.reports.load import LoadedReport
+from m1bench.reports.stats import paired_test
+
+PASS, REGRESSION, INCOMPARABLE = 0, 1, 2
+DEFAULT_TOLERANCE = 0.02
+DEFAULT_ALPHA = 0.05
+
+# Suite options that do not change a score (or are compared through another field).
+_OPTIONS_IGNORED = {"data", "revision", "split", "samples", "limit", "max_tokens", "isolation"}
+
+
+@dataclass
+class MetricResult:
+    suite: str
+    metric: str
+    gated: bool
+    baseline: float | None  # the reports' own values (all their items)
+    candidate: float | None
+    n_shared: int = 0
+    delta: float | None = None  # on shared items, candidate - baseline
+    ci95: list[float] | None = None
+    test: str | None = None
+    p_value: float | None = None
+    status: str = "untested"  # regression | improvement | within tolerance | not significant | untested | missing
+    note: str = ""
+
+
+@dataclass
+class Comparison:
+    baseline: str
+    candidate: str
+    tolerance: float
+    alpha: float
+    reasons: list[str] = field(default_factory=list)  # why not comparable
+    ignored: list[str] = field(default_factory=list)  # differences that do not matter
+    metrics: list[MetricResult] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.reasons:
+            return INCOMPARABLE
+        return REGRESSION if any(m.gated and m.status == "regression" for m in self.metrics) else PASS
+
+    @property
+    def verdict(self) -> str:
+        return {PASS: "pass", REGRESSION: "regression", INCOMPARABLE: "not comparable"}[self.exit_code]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "m1bench-comparison", "verdict": self.verdict, "exit_code": self.exit_code,
+                **{k: v for k, v in asdict(self).items()}}
+
+
+# ---- comparability ----------------------------------------------------------------------------
+def _dataset_key(s: dict[str, Any]) -> Any:
+    d = s["dataset"]
+    return d["content_hash"] if d.get("content_hash") else (d.get("id"), d.get("revision"))
+
+
+def _options(s: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in s["options"].items() if k not in _OPTIONS_IGNORED}
+
+
+_SUITE_FIELDS = (
+    ("suite version", lambda s: s["suite_version"]),
+    ("dataset (content hash)", _dataset_key),
+    ("filters", lambda s: s["filters"]),
+    ("sampling", lambda s: s["sampling"]),
+    ("k (samples per problem)", lambda s: s["k"]),
+    ("grader", lambda s: s["grader"]),
+    ("scoring options", _options),
+)
+
+
+def suite_differences(name: str, b: dict[str, Any], c: dict[str, Any]) -> list[str]:
+    out = []
+    for label, get in _SUITE_FIELDS:
+        vb, vc = get(b), get(c)
+        if vb != vc:
+            out.append(f"suite {name}: {label} differs: baseline {_short(vb)} vs candidate {_short(vc)}")
+    pb, pc = b["prompts"]["per_problem_sha256"], c["prompts"]["per_problem_sha256"]
+    changed = sorted(p for p in set(pb) & set(pc) if pb[p] != pc[p])
+    if changed:
+        out.append(f"suite {name}: prompts (messages hash) differ on {len(changed)} of {len(set(pb) & set(pc))} shared "
+                   f"problems (e.g. {changed[0]})")
+    tb, tc = b["prompts"]["template_sha256"], c["prompts"]["template_sha256"]
+    if tb and tc and tb != tc:
+        out.append(f"suite {name}: chat template differs: baseline {tb[:12]} vs candidate {tc[:12]}")
+    return out
+
+
+def _short(v: Any) -> str:
+    s = str(v)
+    return s if len(s) <= 90 else s[:87] + "..."
+
+
+def ignored_differences(b: dict[str, Any], c: dict[str, Any]) -> list[str]:
+    out = []
+    for label, get in (("model", lambda r: r["model"]["name"]), ("checkpoint", lambda r: r["model"]["checkpoint_hash"]),
+                       ("engine", lambda r: r["engine"]["engine"]), ("m1bench commit", lambda r: r["m1bench"]["commit"]),
+                       ("packages", lambda r: r["packages"]), ("hardware", lambda r: r["hardware"]["cpu"]),
+                       ("base seed", lambda r: r["run"]["seed"])):
+        if get(b) != get(c):
+            out.append(f"{label} differs (not a comparability condition)")
+    return out
+
+
+# ---- per-item scores --------------------------------------------------------------------------
+def _outcomes(samples: list[dict[str, Any]], suite: str) -> dict[str, list[Outcome]]:
+    by_problem: dict[str, list[Outcome]] = defaultdict(list)
+    for rec in samples:
+        if rec["suite"] == suite and rec["status"] == "ok" and rec.get("score") is not None:
+            by_problem[str(rec["problem_id"])].append(Outcome(rec["score"]["correct"], rec["score"].get("answer")))
+    return by_problem
+
+
+def _mrcr_item(loaded: LoadedReport, suite: str, aggregate: str) -> dict[str, float] | None:
+    cell = ((loaded.report["suites"][suite]["extra"].get("breakdown") or {}).get("aggregates") or {}).get(aggregate)
+    if cell is None or loaded.samples is None:
+        return None
+    per_problem: dict[str, list[float]] = defaultdict(list)
+    for rec in loaded.samples:
+        d = (rec.get("score") or {}).get("details") or {}
+        if rec["suite"] == suite and rec["status"] == "ok" and d.get("bin") in cell["bins"] and int(d.get("n_needles", -1)) in cell["needles"]:
+            per_problem[str(rec["problem_id"])].append(float(d["score"]))
+    return {p: float(np.mean(v)) for p, v in per_problem.items()}
+
+
+def per_item(loaded: LoadedReport, suite: str, metric: str) -> dict[str, float] | None:
+    """Per-problem values of a metric, recomputed from the samples (or from per-problem counts for
+    avg@k / pass@k when the report came without samples); None when the metric is not per-item."""
+    if metric.startswith("mrcr@"):
+        return _mrcr_item(loaded, suite, metric.removeprefix("mrcr@"))
+    if metric == "avg_reward":
+        metric = "avg@1"
+    kind, sep, kk = metric.replace("^", "@^").partition("@")
+    kind = "pass_hat" if kk.startswith("^") else kind
+    kk = kk.lstrip("^")
+    if kind not in ("avg", "pass", "pass_hat", "maj") or not kk.isdigit():
+        return None
+    k = int(kk)
+    one = {"avg": lambda n, c: c / n, "pass": lambda n, c: pass_at_k(n, c, k), "pass_hat": lambda n, c: pass_hat_k(n, c, k)}
+    if loaded.samples is not None:
+        by_problem = _outcomes(loaded.samples, suite)
+        if kind == "maj":
+            return {p: float(per_problem_majority([os_])[0]) for p, os_ in by_problem.items()}
+        if kind == "avg":  # graded scores may be fractional (partial credit)
+            return {p: float(np.mean([float(o.correct) for o in os_])) for p, os_ in by_problem.items()}
+        return {p: one[kind](len(os_), sum(bool(o.correct) for o in os_)) for p, os_ in by_problem.items() if len(os_) >= k}
+    counts = loaded.report["suites"][suite]["per_problem"]
+    if kind == "maj" or not counts:
+        return None
+    return {p: one[kind](c["n"], c["correct"]) for p, c in counts.items() if c["n"] >= (1 if kind == "avg" else k)}
+
+
+def _judge(m: MetricResult, tolerance: float, alpha: float) -> None:
+    significant = m.p_value is not None and m.p_value < alpha
+    if significant and m.delta < -tolerance:
+        m.status = "regression"
+    elif significant and m.delta > tolerance:
+        m.status = "improvement"
+    elif abs(m.delta) <= tolerance:
+        m.status = "within tolerance"
+    else:
+        m.status = "not significant"
+
+
+def compare_metric(base: LoadedReport, cand: LoadedReport, suite: str, metric: str, gated: bool,
+                   tolerance: float, alpha: float) -> MetricResult:
+    mb = next(m for m in base.report["suites"][suite]["metrics"] if m["metric"] == metric)
+    mc = next((m for m in cand.report["suites"][suite]["metrics"] if m["metric"] == metric), None)
+    res = MetricResult(suite, metric, gated, mb["value"], mc["value"] if mc else None)
+    if mc is None:
+        res.status, res.note = "missing", "metric absent from the candidate"
+        return res
+    vb, vc = per_item(base, suite, metric), per_item(cand, suite, metric)
+    if vb is None or vc is None:
+        res.note = "no per-item scores: not tested"
+        if mb["value"] is not None and mc["value"] is not None:
+            res.delta = mc["value"] - mb["value"]
+        return res
+    shared = sorted(set(vb) & set(vc))
+    res.n_shared = len(shared)
+    if not shared:
+        res.status, res.note = "missing", "no item scored in both reports"
+        return res
+    t = paired_test(np.array([vb[p] for p in shared]), np.array([vc[p] for p in shared]))
+    res.delta, res.ci95, res.test, res.p_value = t["delta"], t["ci95"], t["test"], t["p_value"]
+    notes = [f"{t['worse']} items worse, {t['better']} better"] if t["test"] == "mcnemar-exact" else []
+    if len(shared) < len(vb):
+        notes.append(f"{len(shared)} of the baseline's {len(vb)} items scored in both")
+    res.note = "; ".join(notes)
+    _judge(res, tolerance, alpha)
+    return res
+
+
+def compare(base: LoadedReport, cand: LoadedReport, *, tolerance: float = DEFAULT_TOLERANCE,
+            alpha: float = DEFAULT_ALPHA, metrics: list[str] | None = None) -> Comparison:
+    """`metrics`: patterns (`avg@*`, `aime2024:pass@1`) of the metrics to gate on; default: each
+    suite's primary metric. Every shared metric is still compared and shown."""
+    out = Comparison(base.where, cand.where, tolerance, alpha)
+    rb, rc = base.report, cand.report
+    for name in rb["suites"]:
+        if name not in rc["suites"]:
+            out.reasons.append(f"suite {name}: in the baseline, missing from the candidate")
+    for name in rc["suites"]:
+        if name not in rb["suites"]:
+            out.ignored.append(f"suite {name}: only in the candidate (not compared)")
+    shared = [n for n in rb["suites"] if n in rc["suites"]]
+    for name in shared:
+        out.reasons += suite_differences(name, rb["suites"][name], rc["suites"][name])
+    out.ignored += ignored_differences(rb, rc)
+    if out.reasons:
+        return out
+    for name in shared:
+        s = rb["suites"][name]
+        for m in s["metrics"]:
+            gated = (m["metric"] == s["primary_metric"]) if not metrics else any(
+                fnmatch(m["metric"], p) or fnmatch(f"{name}:{m['metric']}", p) for p in metrics)
+            res = compare_metric(base, cand, name, m["metric"], gated, tolerance, alpha)
+            if gated and res.status == "missing":
+                out.reasons.append(f"suite {name}: gated metric {m['metric']}: {res.note}")
+            out.metrics.append(res)
+    if metrics and not any(m.gated for m in out.metrics):
+        out.reasons.append(f"no metric matches --metric {' '.join(metrics)}")
+    return out

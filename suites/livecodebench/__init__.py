@@ -1,0 +1,2 @@
+"""LiveCodeBench code generation."""
+from m1bench.suites.livecodebench import suite  # noqa: F401  (registers the suite)

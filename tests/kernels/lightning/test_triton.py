@@ -1,0 +1,156 @@
+"""The Triton lightning kernels, run on CPU by Triton's interpreter, against the float64 recurrence.
+
+Every check draws fresh random inputs and poisons the outputs the kernels allocate (NaN), so an
+element the kernel never writes fails the comparison. The interpreter runs a chunk of 16 tokens
+(triton_prefill._configs), so T = 37 ends in a partial chunk and T = 50 crosses three boundaries.
+"""
+import importlib
+import os
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+# Before triton is imported: its own @jit library (tl.sum, tl.zeros) is defined at import time,
+# interpreted or compiled for the whole process. CPU-only CI has no other use for compiled Triton.
+os.environ.setdefault("TRITON_INTERPRET", "1")
+triton = pytest.importorskip("triton")
+
+from m1bench.kernels import lightning_attention, lightning_decode
+from m1bench.kernels.lightning import naive as reference  # noqa: E402
+from m1bench.model.config import alibi_slopes  # noqa: E402
+
+TOL = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+
+
+@pytest.fixture(scope="module")
+def tk():
+    """The kernel modules, defined under the interpreter (reloaded in case they were not)."""
+    from triton.runtime.interpreter import InterpretedFunction
+    if not isinstance(triton.language.standard.sum, InterpretedFunction):
+        pytest.fail("triton was imported before TRITON_INTERPRET=1 was set; run pytest with "
+                    "TRITON_INTERPRET=1 in the environment")
+    names = ("m1bench.kernels.lightning.chunk", "m1bench.kernels.lightning.recurrent")
+    mods = [importlib.reload(importlib.import_module(n)) for n in names]
+    assert mods[0].INTERPRET
+    return SimpleNamespace(prefill=mods[0].lightning_prefill, decode=mods[1].lightning_decode)
+
+
+@pytest.fixture
+def poisoned(monkeypatch):
+    """torch.empty hands out NaN-filled float tensors for the length of a test."""
+    real = torch.empty
+
+    def nan_empty(*a, **kw):
+        t = real(*a, **kw)
+        return t.fill_(float("nan")) if t.is_floating_point() else t
+    monkeypatch.setattr(torch, "empty", nan_empty)
+
+
+def rel(a, b):
+    assert not torch.isnan(a).any(), "output has unwritten (NaN) elements"
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def draw(shape_qk, V, dtype, seed, H):
+    g = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(*shape_qk, generator=g).to(dtype) for _ in range(2))
+    v = torch.randn(*shape_qk[:-1], V, generator=g).to(dtype)
+    # MiniMax slopes of the first and the last layer (decay ~1e-5: memory over the whole prompt).
+    slopes = torch.tensor(alibi_slopes(H)) * torch.tensor([1.0, 1e-5]).repeat(H)[:H]
+    return q, k, v, slopes
+
+
+def oracle(q, k, v, slopes, h0=None):
+    return reference.recurrent(q.double(), k.double(), v.double(), slopes.double(),
+                               None if h0 is None else h0.double())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("T", [1, 16, 37, 50])
+def test_prefill_matches_float64_recurrence(tk, poisoned, dtype, T):
+    B, H, K = 2, 3, 32
+    q, k, v, slopes = draw((B, T, H, K), K, dtype, seed=T, H=H)
+    h0 = torch.randn(B, H, K, K)
+    o, st = tk.prefill(q, k, v, slopes, h0)
+    o_r, s_r = oracle(q, k, v, slopes, h0)
+    assert o.dtype == dtype and o.shape == (B, T, H, K) and st.dtype == torch.float32
+    assert rel(o, o_r) < TOL[dtype]
+    assert rel(st, s_r) < TOL[dtype]
+
+
+def test_prefill_key_and_value_widths_differ_no_initial_state(tk, poisoned):
+    q, k, v, slopes = draw((1, 21, 2, 16), 48, torch.float32, seed=11, H=2)
+    o, st = tk.prefill(q, k, v, slopes)
+    o_r, s_r = oracle(q, k, v, slopes)
+    assert st.shape == (1, 2, 16, 48)
+    assert rel(o, o_r) < 1e-5 and rel(st, s_r) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_prefill_varlen_with_empty_and_single_token_sequences(tk, poisoned, dtype):
+    lens = [0, 1, 37, 16, 0, 5, 1]
+    H, K = 2, 16
+    q, k, v, slopes = draw((1, sum(lens), H, K), K, dtype, seed=len(lens), H=H)
+    h0 = torch.randn(len(lens), H, K, K)
+    cu = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32)
+    o, st = tk.prefill(q, k, v, slopes, h0, cu)
+    assert st.shape == (len(lens), H, K, K)
+    for i, (a, b) in enumerate(zip(cu[:-1].tolist(), cu[1:].tolist())):
+        o_i, s_i = oracle(q[:, a:b], k[:, a:b], v[:, a:b], slopes, h0[i:i + 1])
+        if b > a:
+            assert rel(o[:, a:b], o_i) < TOL[dtype]
+        assert rel(st[i:i + 1], s_i) < TOL[dtype]
+
+
+def test_dispatcher_passes_packed_batches_to_the_triton_path(tk, poisoned):
+    lens = [3, 0, 20]
+    q, k, v, slopes = draw((1, sum(lens), 2, 16), 16, torch.float32, seed=5, H=2)
+    cu = torch.tensor([0, 3, 3, 23])
+    o, st = lightning_attention(q, k, v, slopes, cu_seqlens=cu, impl="triton")
+    o_b, st_b = lightning_attention(q, k, v, slopes, cu_seqlens=cu, impl="blocked")
+    assert rel(o, o_b) < 1e-5 and rel(st, st_b) < 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_decode_updates_only_its_slots(tk, poisoned, dtype):
+    B, H, K, V, P = 3, 2, 32, 48, 6  # V = 48: two value blocks, the second one partial
+    g = torch.Generator().manual_seed(13)
+    q, k = (torch.randn(B, H, K, generator=g).to(dtype) for _ in range(2))
+    v = torch.randn(B, H, V, generator=g).to(dtype)
+    slopes = torch.tensor(alibi_slopes(H))
+    pool = torch.randn(P, H, K, V, generator=g)
+    slots = torch.tensor([5, 0, 2])
+    want_pool = pool.double()
+    o_r = reference.decode(q.double(), k.double(), v.double(), slopes.double(), want_pool, slots)
+    before = pool.clone()
+    o = tk.decode(q, k, v, slopes, pool, slots)
+    assert o.dtype == dtype and rel(o, o_r) < TOL[dtype]
+    assert rel(pool[slots], want_pool[slots]) < 1e-6
+    others = [i for i in range(P) if i not in slots.tolist()]
+    assert torch.equal(pool[others], before[others])
+
+
+def test_prefill_then_decode_continues_the_recurrence(tk, poisoned):
+    T, steps, H, K = 29, 3, 2, 16
+    q, k, v, slopes = draw((2, T + steps, H, K), K, torch.float32, seed=17, H=H)
+    o_r, s_r = oracle(q, k, v, slopes)
+    o_p, st = tk.prefill(q[:, :T], k[:, :T], v[:, :T], slopes)
+    pool = torch.zeros(4, H, K, K)
+    slots = torch.tensor([3, 1])
+    pool[slots] = st
+    outs = [lightning_decode(q[:, t], k[:, t], v[:, t], slopes, pool, slots, impl="triton")
+            for t in range(T, T + steps)]
+    assert rel(o_p, o_r[:, :T]) < 1e-5
+    assert rel(torch.stack(outs, 1), o_r[:, T:]) < 1e-5
+    assert rel(pool[slots], s_r) < 1e-5
+
+
+def test_bad_inputs_get_clear_errors(tk):
+    q, k, v, slopes = draw((1, 4, 2, 16), 16, torch.float32, seed=1, H=2)
+    with pytest.raises(TypeError, match="float64"):
+        tk.prefill(q.double(), k.double(), v.double(), slopes)
+    with pytest.raises(ValueError, match="initial_state"):
+        tk.prefill(q, k, v, slopes, torch.zeros(2, 2, 16, 16))
+    with pytest.raises(ValueError, match="state pool"):
+        tk.decode(q[:, 0], k[:, 0], v[:, 0], slopes, torch.zeros(4, 2, 16, 16, dtype=torch.float64))
