@@ -24,7 +24,7 @@ _DATASET_SKIP = {"source", "window", "excluded", "needles", "bins"}
 _RESULTS_CONSUMED = {"suite_version", "grader", "data", "options", "environment", "k", "n_problems", "metrics", "counts",
                      "tokens", "latency", "per_problem"}
 SEED_DERIVATION = ("each sample's seed = int(sha256(f'{base}:{suite}:{problem_id}:{sample}')[:8], 16) & 0x7fffffff "
-                   "(runner.sample_seed); the seed of every sample is in samples.jsonl")
+                   "(core.types.sample_seed); the seed of every sample is in samples.jsonl")
 
 
 def slug(text: str) -> str:
@@ -59,7 +59,7 @@ def select_records(results: dict[str, Any], records: Iterable[dict[str, Any]]) -
     records file is a cache shared by every run into that directory): same model, suite version,
     sampling and per-sample seed as the results' config, a sample index below k, a problem the
     results counted."""
-    from m1bench.harness.eval.runner import sample_seed
+    from m1bench.harness.core.types import sample_seed
 
     cfg = results.get("config") or {}
     want, base_seed = cfg.get("sampling") or {}, (cfg.get("run") or {}).get("seed", 0)

@@ -1,4 +1,4 @@
-"""Write a run's report directory: reports/<model>/<run-id>/ with report.json (validated against the
+"""Write a run's report directory: runs/reports/<model>/<run-id>/ with report.json (validated against the
 committed schema before it is written), samples.jsonl, report.md, report.html (self-contained) and
 plots/. Profiling results (JSON + PNG plots from `m1bench profile …`) are attached when given."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ from m1bench.reports.plots import make_plots
 from m1bench.reports.render import report_html, report_markdown
 from m1bench.reports.schema import ReportError, check_report, check_sample
 
-DEFAULT_ROOT = "reports"
+DEFAULT_ROOT = "runs/reports"  # with the run output (runs/), out of git
 REPORTS_DIR_ENV = "M1BENCH_REPORTS_DIR"
 
 
@@ -81,7 +81,7 @@ def write_report(run_dir: str | Path, results: dict[str, Any] | None = None,
     results: the run's results (default: run_dir/results.json). records: the run's per-sample
     records (the runner passes exactly the ones it planned; default: selected from
     run_dir/records.jsonl). The directory is <reports_root>/<model>/<run-id>/ (reports_root
-    default: $M1BENCH_REPORTS_DIR or ./reports) unless out_dir is given."""
+    default: $M1BENCH_REPORTS_DIR or ./runs/reports) unless out_dir is given."""
     run_dir = Path(run_dir)
     if results is None:
         results = read_json(run_dir / "results.json")

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from m1bench.harness.profile import flops as F
-from m1bench.harness.profile.provenance import environment, provenance_line
+from m1bench.harness.core.provenance import environment, provenance_line
 from m1bench.harness.profile.spec import NAMED, load_spec
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable in logs

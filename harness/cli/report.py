@@ -159,13 +159,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     from m1bench.reports.compare import DEFAULT_ALPHA, DEFAULT_TOLERANCE
 
-    p = sub.add_parser("report", help="write a run's report (reports/<model>/<run-id>/), or --check reports",
+    p = sub.add_parser("report", help="write a run's report (runs/reports/<model>/<run-id>/), or --check reports",
                        description="Write report.json (schema-versioned), samples.jsonl, report.md and a "
                        "self-contained report.html with plots for a run directory (records.jsonl + results.json); "
                        "with --check, validate existing reports instead.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="run directory (or, with --check, reports to validate)")
     p.add_argument("--check", action="store_true", help="validate reports: schema version, every field, samples.jsonl")
-    p.add_argument("--reports-dir", help="root of the report tree (default: $M1BENCH_REPORTS_DIR or ./reports)")
+    p.add_argument("--reports-dir", help="root of the report tree (default: $M1BENCH_REPORTS_DIR or ./runs/reports)")
     p.add_argument("-o", "--output", help="write into this directory instead of <reports-dir>/<model>/<run-id>/")
     p.add_argument("--profiling", action="append", metavar="PATH",
                    help="profiling JSON (with its PNG plots beside it) or a directory of them; repeatable")

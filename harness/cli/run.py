@@ -56,8 +56,9 @@ def apply_suite_flags(raw: dict[str, Any], args: argparse.Namespace) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from m1bench.harness.eval.runner import Runner
-    from m1bench.harness.serve.hook import served_for_run
+    from m1bench.harness.serve.hook import ServerConfigError, served_for_run, spec_from_table
     from m1bench.harness.serve.launcher import LaunchError
+    from m1bench.reports import write_report
 
     console = Console(stderr=True)
 
@@ -67,16 +68,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_config(args.config, edit)
+        if cfg.server is not None:
+            try:
+                spec_from_table(cfg.server)
+            except ServerConfigError as e:
+                raise ConfigError(str(e)) from None
         plan = ", ".join(f"{n}(k={o['samples']})" for n, o in cfg.suites.items())
         console.print(f"[bold]m1bench run[/] config={cfg.source} engine={cfg.model.engine} suites={plan} -> {cfg.output_dir}")
         with served_for_run(cfg.server, cfg.output_dir) as endpoint:
             if endpoint is not None:
                 cfg.model = endpoint.model_config(cfg.model)
                 console.print(f"server: {endpoint.base_url} ({endpoint.model}), log {endpoint.log_path}")
-            asyncio.run(Runner(cfg, console=console).run())
+            runner = Runner(cfg, console=console)
+            results = asyncio.run(runner.run())
     except (ConfigError, DataError, RecordsError, FileNotFoundError, LaunchError) as e:
         console.print(f"[red]error:[/] {e}")
         return 2
+    try:  # the results are on disk either way; `m1bench report RUN_DIR` writes the report again
+        report_dir = write_report(cfg.output_dir, results, runner.run_records())
+        console.print(f"report: {report_dir / 'report.html'} (report.json, report.md, samples.jsonl beside it)")
+    except Exception as e:
+        console.print(f"[red]report not written:[/] {type(e).__name__}: {e}")
     console.print(f"records: {cfg.output_dir / 'records.jsonl'}\nresults: {cfg.output_dir / 'results.json'}")
     return 0
 

@@ -1,8 +1,5 @@
-"""The client interface: anything that turns a `Request` into a `Completion`.
-
-Two implementations: `EngineClient` (the in-process reference engine, batching requests) and
-`OpenAIClient` (any OpenAI-compatible endpoint: vLLM, m1bench's server, a hosted API).
-"""
+"""The client interface: anything that turns a `Request` into a `Completion`. The implementations
+live in m1bench.harness.clients (`make_client` picks one from a run's `[model]` table)."""
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -29,20 +26,3 @@ class Client(Protocol):
 
     async def aclose(self) -> None: ...
 
-
-def make_client(model_cfg: Any) -> Client:
-    """Build the client a validated `[model]` config section asks for."""
-    if model_cfg.engine == "reference":
-        from m1bench.harness.clients.engine import EngineClient
-
-        return EngineClient.from_checkpoint(
-            model_cfg.checkpoint, dtype=model_cfg.dtype, device=model_cfg.device,
-            batch_size=model_cfg.batch_size, routing_stats=model_cfg.routing_stats,
-        )
-    from m1bench.harness.clients.openai_compat import OpenAIClient
-
-    return OpenAIClient(
-        endpoints=model_cfg.endpoints, model=model_cfg.name, api_key=model_cfg.api_key(),
-        timeout_s=model_cfg.request_timeout_s, max_retries=model_cfg.max_retries,
-        backoff_s=model_cfg.backoff_s, cooldown_s=model_cfg.cooldown_s,
-    )

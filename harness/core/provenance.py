@@ -1,14 +1,21 @@
-"""Facts about the machine and software a report was produced on: Python, the packages that change
-results, CPU/GPU/driver. Read when the report is written (the same process or machine as the run)."""
+"""What makes a number comparable, in one place for results, reports, profiles and benchmarks:
+the code (m1bench version, git commit), the packages that change results, Python, CPU/GPU/driver,
+and a one-line form for plots. Read in the process that produced the number."""
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import platform
 import shutil
 import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+from m1bench import __version__
+
+REPO = Path(__file__).resolve().parents[2]
 
 # Packages whose version can change a result, by distribution name; alternatives in a tuple.
 RESULT_PACKAGES: dict[str, tuple[str, ...]] = {
@@ -30,6 +37,25 @@ def package_versions() -> dict[str, str | None]:
             except metadata.PackageNotFoundError:
                 continue
     return out
+
+
+def git_state() -> dict[str, Any]:
+    """HEAD and the dirty flag of the checkout m1bench runs from; $M1BENCH_COMMIT stands in where
+    the tree has no .git (a copy on another machine). None where neither says."""
+    if os.environ.get("M1BENCH_COMMIT"):
+        return {"commit": os.environ["M1BENCH_COMMIT"], "dirty": None}
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD") or None
+        return {"commit": commit, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if commit else None}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def code_version() -> dict[str, Any]:
+    return {"version": __version__, **git_state()}
 
 
 def python_info() -> dict[str, str]:
@@ -101,3 +127,36 @@ def hardware() -> dict[str, Any]:
     return {"platform": f"{platform.system()} {platform.release()} {platform.machine()}", "cpu": _cpu_name(),
             "cpu_count": os.cpu_count(), "memory_gb": _memory_gb(), "gpus": gpus,
             "gpu_driver": _gpu_driver() if gpus else None, "cuda": cuda}
+
+
+def device_name(device: Any) -> str:
+    import torch  # only profiles ask, and they have torch loaded
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def environment(device: Any = "cpu") -> dict[str, Any]:
+    """The flat provenance a profile or benchmark JSON carries (and its plots print)."""
+    import torch
+
+    git = git_state()
+    env = {"m1bench": __version__, "commit": git["commit"], "dirty": git["dirty"], "python": platform.python_version(),
+           "torch": torch.__version__, "device": device_name(device),
+           "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if torch.device(device).type == "cuda":
+        env["cuda"] = torch.version.cuda
+        try:
+            import triton
+            env["triton"] = triton.__version__
+        except ImportError:
+            env["triton"] = None
+    return env
+
+
+def provenance_line(env: dict[str, Any], extra: str = "") -> str:
+    commit = (env.get("commit") or "unknown")[:10] + ("-dirty" if env.get("dirty") else "")
+    parts = [f"m1bench {env['m1bench']} @ {commit}", f"torch {env['torch']}", env.get("device", ""), env["time_utc"]]
+    return " · ".join(p for p in [*parts, extra] if p)

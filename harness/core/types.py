@@ -1,7 +1,7 @@
-"""The one request type and the one completion type that cross every boundary (DESIGN §2).
+"""The types that cross every boundary: `Request` (with its `Sampling`), `Completion` and `Score`.
 
-Suites build `Request`s, clients turn them into `Completion`s, the runner stores both; nobody
-downstream knows which engine answered.
+Suites build `Request`s, clients turn them into `Completion`s, suites grade those into `Score`s,
+the runner stores all three in one record per sample; nobody downstream knows which engine answered.
 """
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ class Sampling:
     top_k: int = 0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+
+
+def sample_seed(base: int, suite: str, problem_id: str, sample: int) -> int:
+    """The seed of one sample's request: fixed by the run seed, the suite, the problem and the
+    sample index, so a resumed or repeated run asks for exactly the same samples."""
+    digest = hashlib.sha256(f"{base}:{suite}:{problem_id}:{sample}".encode()).hexdigest()
+    return int(digest[:8], 16) & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)

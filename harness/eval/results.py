@@ -1,67 +1,43 @@
-"""Results of a run: per suite metrics with CIs, error/truncation/empty counts, tokens and time,
-plus what makes the numbers comparable (versions, commit, engine, data, sampling, seeds).
-Written as results.json beside records.jsonl and summarised as a terminal table."""
+"""Results of a run, built from its plan and its records: per suite metrics with CIs,
+error/truncation/empty counts, tokens and time, plus what makes the numbers comparable (versions,
+commit, engine, data, sampling, seeds). Written as results.json beside records.jsonl and
+summarised as a terminal table."""
 from __future__ import annotations
 
 import json
 import os
-import platform
-import subprocess
 from collections import Counter, defaultdict
 from dataclasses import asdict
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from m1bench import __version__
 from m1bench.harness.core.metrics import Outcome
+from m1bench.harness.core.provenance import code_version, hardware, package_versions
+from m1bench.harness.eval.config import RunConfig
+from m1bench.harness.eval.plan import Planned
 from m1bench.model.routing import aggregate as aggregate_routing
-
-if TYPE_CHECKING:
-    from m1bench.harness.eval.runner import Runner
+from m1bench.suites.base import Suite
 
 SCHEMA_VERSION = 1
-_PACKAGES = ("torch", "transformers", "math-verify", "datasets", "openai", "lm-eval", "vllm")
-
-
-def git_state() -> dict[str, Any]:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.TimeoutExpired):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty if commit else None}
-
-
-def package_versions() -> dict[str, str | None]:
-    out = {}
-    for p in _PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
+Records = dict[str, dict[str, Any]]  # request hash -> the latest record of that request
 
 
 def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def suite_results(runner: "Runner", name: str, items: list, n_problems: int, data: dict) -> dict[str, Any]:
-    suite, opts = runner.suites[name], runner.cfg.suites[name]
+def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], records: Records, n_problems: int,
+                  data: dict, stats: dict[str, int], seed: int) -> dict[str, Any]:
     by_problem: dict[str, list[Outcome]] = defaultdict(list)
     req_errors, counts, finish = Counter(), Counter(), Counter()
     prompt_tok = completion_tok = 0
     ttft, tpot, routing = [], [], []
     for it in items:
-        rec = runner.records.get(it.hash)
+        rec = records.get(it.hash)
         if rec is None:
             counts["missing"] += 1
             continue
@@ -84,7 +60,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
             counts["grading_errors"] += 1
             continue
         by_problem[it.problem.id].append(Outcome(rec["score"]["correct"], rec["score"]["answer"], rec["score"].get("value")))
-    metrics = suite.aggregate(list(by_problem.values()), k=opts["samples"], seed=runner.cfg.run["seed"])
+    metrics = suite.aggregate(list(by_problem.values()), k=opts["samples"], seed=seed)
     return {
         "suite_version": suite.version, "grader": suite.grader, "data": data, "options": opts,
         "environment": suite.environment(opts), "k": opts["samples"], "n_problems": n_problems,
@@ -94,7 +70,7 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
                    "grading_errors": counts["grading_errors"], "missing": counts["missing"],
                    "truncated": counts["truncated"], "empty_answers": counts["empty_answer"],
                    "finish_reasons": dict(finish),
-                   **runner.stats[name]},
+                   **stats},
         "tokens": {"prompt": prompt_tok, "completion": completion_tok},
         "latency": {"mean_ttft_s": _mean(ttft), "mean_tpot_s": _mean(tpot)},
         "per_problem": {pid: {"n": len(v), "correct": sum(o.correct for o in v)} for pid, v in by_problem.items()},
@@ -102,10 +78,10 @@ def suite_results(runner: "Runner", name: str, items: list, n_problems: int, dat
     }
 
 
-def external_results(runner: "Runner", name: str, items: list, data: dict, metrics: list[dict]) -> dict[str, Any]:
+def external_results(suite: Suite, opts: dict[str, Any], items: list[Planned], records: Records, data: dict,
+                     metrics: list[dict], stats: dict[str, int]) -> dict[str, Any]:
     """Results of a suite that scored itself (lm-eval): its metrics, our request counts."""
-    suite, opts = runner.suites[name], runner.cfg.suites[name]
-    recs = [runner.records[it.hash] for it in items if it.hash in runner.records]
+    recs = [records[it.hash] for it in items if it.hash in records]
     errors = Counter(r["error"]["kind"] for r in recs if r["status"] != "ok")
     done = [r["completion"] for r in recs if r["status"] == "ok"]
     return {
@@ -114,25 +90,30 @@ def external_results(runner: "Runner", name: str, items: list, data: dict, metri
         "counts": {"planned": len(items), "graded": len(done), "request_errors": sum(errors.values()),
                    "request_errors_by_kind": dict(errors), "grading_errors": 0, "missing": 0,
                    "truncated": sum(c["finish_reason"] == "length" for c in done),
-                   "empty_answers": sum(not c["text"].strip() for c in done), **runner.stats[name]},
+                   "empty_answers": sum(not c["text"].strip() for c in done), **stats},
         "tokens": {"prompt": sum(c["prompt_tokens"] for c in done), "completion": sum(c["completion_tokens"] for c in done)},
     }
 
 
-def build_results(runner: "Runner", plans: dict, problems: dict, data_info: dict, wall_s: float) -> dict[str, Any]:
-    cfg = runner.cfg
-    suites = {name: suite_results(runner, name, plans[name], len(problems[name]), data_info[name]) for name in plans}
-    suites.update(runner.external_results)
+def build_results(cfg: RunConfig, suites: dict[str, Suite], plans: dict[str, list[Planned]], problems: dict,
+                  data_info: dict, records: Records, stats: dict[str, dict[str, int]], external: dict[str, dict],
+                  engine: dict[str, Any], wall_s: float) -> dict[str, Any]:
+    """results.json of a run: `plans` of the suites the runner planned, `external` the results of
+    suites that scored themselves, `records` every record read or written, `engine` what answered."""
+    seed = cfg.run["seed"]
+    out = {name: suite_results(suites[name], cfg.suites[name], plans[name], records, len(problems[name]),
+                               data_info[name], stats[name], seed) for name in plans}
+    out.update(external)
     return {
         "schema_version": SCHEMA_VERSION,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "m1bench": {"version": __version__, **git_state()},
+        "m1bench": code_version(),
         "packages": package_versions(),
-        "hardware": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "hardware": hardware(),
         "config": {"source": cfg.source, "run": cfg.run, "model": asdict(cfg.model), "sampling": cfg.sampling},
-        "engine": runner.client.describe(),
+        "engine": engine,
         "wall_s": wall_s,
-        "suites": suites,
+        "suites": out,
     }
 
 

@@ -1,6 +1,7 @@
 """The resumable runner: plan (suite × problem × sample) requests, send the missing ones with
 bounded concurrency, grade each answer as it arrives, append every finished record at once
-(fsync'd) to records.jsonl, aggregate, write results.json beside the records.
+(fsync'd) to records.jsonl, aggregate, write results.json beside the records. (The report of the
+run is the caller's: `m1bench run` writes it from the results and `run_records()`.)
 
 Resume: records are keyed by request hash (model identity + messages + sampling incl. the
 per-sample seed + sample key). A record with a completion is never re-sent; if its grade is
@@ -10,7 +11,6 @@ Records of failed requests (server error, timeout, …) are sent again on the ne
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -20,42 +20,15 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from m1bench.harness.core.client import Client, RequestError, make_client
-from m1bench.harness.eval.config import RunConfig
+from m1bench.harness.clients import make_client
+from m1bench.harness.core.client import Client, RequestError
 from m1bench.harness.core.records import RecordStore
-from m1bench.reports import write_report
+from m1bench.harness.core.types import Completion, Request, sample_seed
+from m1bench.harness.eval.config import RunConfig
+from m1bench.harness.eval.plan import Planned, plan_suite
 from m1bench.harness.eval.results import build_results, external_results, print_summary, write_results
-from m1bench.harness.core.types import Completion, Request, Sampling
 from m1bench.suites import get_suite
 from m1bench.suites.base import Problem, Score, Suite
-
-
-@dataclass
-class Planned:
-    suite: str
-    problem: Problem
-    sample: int
-    request: Request
-    hash: str
-
-
-def sample_seed(base: int, suite: str, problem_id: str, sample: int) -> int:
-    digest = hashlib.sha256(f"{base}:{suite}:{problem_id}:{sample}".encode()).hexdigest()
-    return int(digest[:8], 16) & 0x7FFFFFFF
-
-
-def plan_suite(name: str, suite: Suite, problems: list[Problem], opts: dict[str, Any], cfg: RunConfig,
-               model_id: str) -> list[Planned]:
-    s = cfg.sampling
-    out = []
-    for p in problems:
-        for k in range(opts["samples"]):
-            sampling = Sampling(max_tokens=opts.get("max_tokens") or s["max_tokens"], temperature=float(s["temperature"]),
-                                top_p=float(s["top_p"]), top_k=s["top_k"],
-                                seed=sample_seed(cfg.run["seed"], name, p.id, k))
-            req = Request(messages=tuple(p.messages), sampling=sampling, key=f"{name}/v{suite.version}/{p.id}/{k}")
-            out.append(Planned(name, p, k, req, req.hash(model_id)))
-    return out
 
 
 class Runner:
@@ -68,6 +41,7 @@ class Runner:
         self.records: dict[str, dict[str, Any]] = {}  # hash -> latest record
         self.stats = defaultdict(lambda: {"sent": 0, "reused": 0, "regraded": 0})
         self.external_results: dict[str, dict[str, Any]] = {}
+        self.plans: dict[str, list[Planned]] = {}
         self._grade_slots = asyncio.Semaphore(4)
 
     # ---- records -------------------------------------------------------------------------
@@ -108,8 +82,10 @@ class Runner:
             problems[name], data_info[name] = suite.load(self.cfg.suites[name])
         if self.client is None:
             self.client = make_client(self.cfg.model)
-        plans = {name: plan_suite(name, suite, problems[name], self.cfg.suites[name], self.cfg, self.client.model_id)
+        plans = {name: plan_suite(name, suite, problems[name], self.cfg.suites[name], self.cfg.sampling,
+                                  self.cfg.run["seed"], self.client.model_id)
                  for name, suite in self.suites.items() if not suite.external}
+        self.plans = plans
         self.out_dir.mkdir(parents=True, exist_ok=True)
         for name, suite in self.suites.items():
             suite.work_dir = self.out_dir / name
@@ -132,16 +108,15 @@ class Runner:
         finally:
             self.store.close()
             await self.client.aclose()
-        results = build_results(self, plans, problems, data_info, time.perf_counter() - t_start)
+        results = build_results(self.cfg, self.suites, plans, problems, data_info, self.records, self.stats,
+                                self.external_results, self.client.describe(), time.perf_counter() - t_start)
         write_results(self.out_dir / "results.json", results)
         print_summary(results, self.console)
-        try:  # the results are on disk either way; `m1bench report RUN_DIR` writes the report again
-            self.report_dir = write_report(self.out_dir, results, [self.records[it.hash] for items in plans.values()
-                                                                   for it in items if it.hash in self.records])
-            self.console.print(f"report: {self.report_dir / 'report.html'} (report.json, report.md, samples.jsonl beside it)")
-        except Exception as e:
-            self.console.print(f"[red]report not written:[/] {type(e).__name__}: {e}")
         return results
+
+    def run_records(self) -> list[dict[str, Any]]:
+        """The latest record of every planned sample, in plan order (what the run's report shows)."""
+        return [self.records[it.hash] for items in self.plans.values() for it in items if it.hash in self.records]
 
     def _advance(self, item: Planned) -> None:
         rec = self.records[item.hash]
@@ -203,4 +178,5 @@ class Runner:
         seed = self.cfg.run["seed"]
         lm = make_lm(send, loop, self.cfg.sampling, lambda key: sample_seed(seed, name, key, 0))
         raw = await asyncio.to_thread(suite.evaluate, lm, opts, seed)
-        self.external_results[name] = external_results(self, name, served, info, fold_results(raw or {}))
+        self.external_results[name] = external_results(suite, opts, served, self.records, info, fold_results(raw or {}),
+                                                       self.stats[name])

@@ -13,7 +13,7 @@ from m1bench.model.presets import preset
 from m1bench.harness.profile import flops as F
 from m1bench.harness.profile.latency import build_pair, model_latency
 from m1bench.harness.profile.plots import flops_curves
-from m1bench.harness.profile.provenance import environment, provenance_line
+from m1bench.harness.core.provenance import environment, provenance_line
 from m1bench.harness.profile.spec import load_spec
 
 MODELS = ("m1", "deepseek-r1", "qwen3-235b")

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from m1bench.harness.profile.provenance import environment, provenance_line
+from m1bench.harness.core.provenance import environment, provenance_line
 from m1bench.harness.rl.objectives import (
     PolicyLoss, cispo_loss, dapo_loss, group_advantages, grpo_loss, informative_groups,
 )

@@ -22,7 +22,7 @@ MRCR_SUITES = ("openai_mrcr", "mrcr")
 
 
 def _matches(rec: dict[str, Any], name: str, suite: dict[str, Any], results: dict[str, Any]) -> bool:
-    from m1bench.harness.eval.runner import sample_seed
+    from m1bench.harness.core.types import sample_seed
 
     if rec.get("suite") != name or rec.get("status") != "ok" or rec.get("score") is None:
         return False

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from m1bench.harness.core.metrics import Outcome, summarize
-from m1bench.harness.eval.runner import sample_seed
+from m1bench.harness.core.types import sample_seed
 
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 

@@ -79,10 +79,13 @@ def test_run_against_a_server_started_for_it(tmp_path, capsys):
     assert "server: http://" in capsys.readouterr().err
 
 
-def test_server_table_errors_fail_before_anything_starts(tmp_path):
-    from m1bench.harness.eval.config import ConfigError, validate
-    with pytest.raises(ConfigError, match="server.gpus: unknown key"):
-        validate({"server": {"model": "tiny", "gpus": 8}, "suites": {"aime2024": {}}})
+def test_server_table_errors_fail_before_anything_starts(tmp_path, capsys):
+    from m1bench.harness.cli.run import main as run_main
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(f'[run]\noutput_dir = "{tmp_path / "out"}"\n[server]\nmodel = "tiny"\ngpus = 8\n[suites.aime2024]\n')
+    assert run_main([str(cfg)]) == 2
+    assert "server.gpus: unknown key" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # no server started, no run directory made
 
 
 def test_serve_command_stops_cleanly_on_ctrl_c(tmp_path):
