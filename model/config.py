@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from m1bench.harness.core.files import read_json
+
 M1_MODEL_TYPES = {"minimax_m1": "MiniMaxM1ForCausalLM", "minimax_text_01": "MiniMaxText01ForCausalLM"}
 HF_MODEL_TYPE = "minimax"
 LIGHTNING, SOFTMAX = 0, 1
@@ -149,12 +151,7 @@ def read_config_json(path: str | Path, error: type[Exception]) -> tuple[dict, Pa
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
-    try:
-        return json.loads(path.read_text()), path
-    except FileNotFoundError:
-        raise error(f"{path}: no such config file") from None
-    except json.JSONDecodeError as e:
-        raise error(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    return read_json(path, error), path
 
 
 def _has_default(f) -> bool:

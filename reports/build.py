@@ -54,39 +54,6 @@ def latest_records(path: Path) -> dict[str, dict[str, Any]]:
         raise ReportError(str(e)) from None
 
 
-def select_records(results: dict[str, Any], records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records that belong to this run's results when the runner did not hand them over (a
-    records file is a cache shared by every run into that directory): same model, suite version,
-    sampling and per-sample seed as the results' config, a sample index below k, a problem the
-    results counted."""
-    from m1bench.harness.core.types import sample_seed
-
-    cfg = results.get("config") or {}
-    want, base_seed = cfg.get("sampling") or {}, (cfg.get("run") or {}).get("seed", 0)
-    model_id = (results.get("engine") or {}).get("model_id")
-    out = []
-    for rec in records:
-        s = results["suites"].get(rec.get("suite"))
-        if s is None or rec.get("suite_version") != s.get("suite_version"):
-            continue
-        if model_id and rec.get("model_id") not in (None, model_id):
-            continue
-        if s.get("k") is not None and rec.get("sample", 0) >= s["k"]:
-            continue
-        if rec.get("status") == "ok" and s.get("per_problem") and rec.get("problem_id") not in s["per_problem"]:
-            continue
-        got = (rec.get("request") or {}).get("sampling")
-        if got and want:
-            max_tokens = (s.get("options") or {}).get("max_tokens") or want["max_tokens"]
-            if (got.get("max_tokens"), got.get("temperature"), got.get("top_p"), got.get("top_k")) != (
-                    max_tokens, float(want["temperature"]), float(want["top_p"]), want["top_k"]):
-                continue
-            if got.get("seed") is not None and got["seed"] != sample_seed(base_seed, rec["suite"], rec["problem_id"], rec["sample"]):
-                continue
-        out.append(rec)
-    return out
-
-
 def sort_samples(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: (r["suite"], str(r["problem_id"]), r["sample"], r["hash"]))
 

@@ -8,6 +8,12 @@ may differ: that is what a comparison is for. Exit codes: 0 pass, 1 regression, 
 
 A gated metric regresses when the candidate is worse by more than the tolerance AND the paired
 test rejects "no change" at alpha. Gated metrics: each suite's primary metric, or the ones named.
+A gated metric the gate cannot pair item by item (no per-item values in either report) makes the
+reports not comparable, naming it: the gate never passes what it could not test.
+
+Per-item values come from the metrics registry (core/metrics.py) over the samples' scores, from
+a suite's own per-item values in its results (`per_item`, e.g. lm-eval's per-document metrics),
+or, for MRCR's named aggregates, from its breakdown.
 """
 from __future__ import annotations
 
@@ -18,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from m1bench.harness.core.metrics import Outcome, pass_at_k, pass_hat_k, per_problem_majority
+from m1bench.harness.core.metrics import per_item as registry_per_item, per_item_from_counts
+from m1bench.harness.core.types import Score
 from m1bench.reports.load import LoadedReport
 from m1bench.reports.stats import paired_test
 
@@ -126,11 +133,11 @@ def ignored_differences(b: dict[str, Any], c: dict[str, Any]) -> list[str]:
 
 
 # ---- per-item scores --------------------------------------------------------------------------
-def _outcomes(samples: list[dict[str, Any]], suite: str) -> dict[str, list[Outcome]]:
-    by_problem: dict[str, list[Outcome]] = defaultdict(list)
+def _scores(samples: list[dict[str, Any]], suite: str) -> dict[str, list[Score]]:
+    by_problem: dict[str, list[Score]] = defaultdict(list)
     for rec in samples:
         if rec["suite"] == suite and rec["status"] == "ok" and rec.get("score") is not None:
-            by_problem[str(rec["problem_id"])].append(Outcome(rec["score"]["correct"], rec["score"].get("answer")))
+            by_problem[str(rec["problem_id"])].append(Score.from_record(rec["score"]))
     return by_problem
 
 
@@ -147,30 +154,16 @@ def _mrcr_item(loaded: LoadedReport, suite: str, aggregate: str) -> dict[str, fl
 
 
 def per_item(loaded: LoadedReport, suite: str, metric: str) -> dict[str, float] | None:
-    """Per-problem values of a metric, recomputed from the samples (or from per-problem counts for
-    avg@k / pass@k when the report came without samples); None when the metric is not per-item."""
+    """Per-problem values of a metric; None when neither report part can give them."""
+    s = loaded.report["suites"][suite]
+    own = (s["extra"].get("per_item") or {}).get(metric)
+    if own is not None:  # the suite scored itself and kept its per-item values
+        return {str(p): float(v) for p, v in own.items()}
     if metric.startswith("mrcr@"):
         return _mrcr_item(loaded, suite, metric.removeprefix("mrcr@"))
-    if metric == "avg_reward":
-        metric = "avg@1"
-    kind, sep, kk = metric.replace("^", "@^").partition("@")
-    kind = "pass_hat" if kk.startswith("^") else kind
-    kk = kk.lstrip("^")
-    if kind not in ("avg", "pass", "pass_hat", "maj") or not kk.isdigit():
-        return None
-    k = int(kk)
-    one = {"avg": lambda n, c: c / n, "pass": lambda n, c: pass_at_k(n, c, k), "pass_hat": lambda n, c: pass_hat_k(n, c, k)}
     if loaded.samples is not None:
-        by_problem = _outcomes(loaded.samples, suite)
-        if kind == "maj":
-            return {p: float(per_problem_majority([os_])[0]) for p, os_ in by_problem.items()}
-        if kind == "avg":  # graded scores may be fractional (partial credit)
-            return {p: float(np.mean([float(o.correct) for o in os_])) for p, os_ in by_problem.items()}
-        return {p: one[kind](len(os_), sum(bool(o.correct) for o in os_)) for p, os_ in by_problem.items() if len(os_) >= k}
-    counts = loaded.report["suites"][suite]["per_problem"]
-    if kind == "maj" or not counts:
-        return None
-    return {p: one[kind](c["n"], c["correct"]) for p, c in counts.items() if c["n"] >= (1 if kind == "avg" else k)}
+        return registry_per_item(metric, _scores(loaded.samples, suite))
+    return per_item_from_counts(metric, s["per_problem"]) if s["per_problem"] else None
 
 
 def _judge(m: MetricResult, tolerance: float, alpha: float) -> None:
@@ -195,7 +188,7 @@ def compare_metric(base: LoadedReport, cand: LoadedReport, suite: str, metric: s
         return res
     vb, vc = per_item(base, suite, metric), per_item(cand, suite, metric)
     if vb is None or vc is None:
-        res.note = "no per-item scores: not tested"
+        res.note = "no per-item scores, so no paired test"
         if mb["value"] is not None and mc["value"] is not None:
             res.delta = mc["value"] - mb["value"]
         return res
@@ -238,8 +231,8 @@ def compare(base: LoadedReport, cand: LoadedReport, *, tolerance: float = DEFAUL
             gated = (m["metric"] == s["primary_metric"]) if not metrics else any(
                 fnmatch(m["metric"], p) or fnmatch(f"{name}:{m['metric']}", p) for p in metrics)
             res = compare_metric(base, cand, name, m["metric"], gated, tolerance, alpha)
-            if gated and res.status == "missing":
-                out.reasons.append(f"suite {name}: gated metric {m['metric']}: {res.note}")
+            if gated and res.status in ("missing", "untested"):
+                out.reasons.append(f"suite {name}: gated metric {m['metric']}: {res.note}: cannot gate on it")
             out.metrics.append(res)
     if metrics and not any(m.gated for m in out.metrics):
         out.reasons.append(f"no metric matches --metric {' '.join(metrics)}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from m1bench.harness.core import files
 from m1bench.reports.schema import ReportError, check_sample, upgrade
 
 
@@ -20,14 +21,7 @@ class LoadedReport:
 
 
 def read_json(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such file") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ReportError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    return files.read_json(path, ReportError)
 
 
 def read_samples(path: Path, expected_sha256: str | None = None) -> list[dict[str, Any]]:
@@ -66,7 +60,8 @@ def load_report(path: str | Path) -> LoadedReport:
 
 
 def _from_run_dir(run_dir: Path) -> LoadedReport:
-    from m1bench.reports.build import build_report, latest_records, select_records, sort_samples
+    from m1bench.harness.core.records import select_records
+    from m1bench.reports.build import build_report, latest_records, sort_samples
     from m1bench.reports.schema import check_report
 
     results = read_json(run_dir / "results.json")

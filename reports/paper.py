@@ -2,13 +2,13 @@
 the mapping from its rows to the m1bench suite + metric that measures each one."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from m1bench.harness.core.files import read_json
 from m1bench.reports.schema import ReportError, check
 
 DEFAULT_TABLE = "m1_table2.json"
@@ -73,18 +73,9 @@ def parse_cell(text: str) -> float | None:
     return float(m.group("value"))
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such file") from None
-    except json.JSONDecodeError as e:
-        raise ReportError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
-
-
 def load_table(path: str | Path | None = None) -> PaperTable:
     path = Path(path) if path else paper_dir() / DEFAULT_TABLE
-    doc = _read_json(path)
+    doc = read_json(path, ReportError)
     check(doc, "paper_table.v1.schema.json", str(path))
     columns = tuple(Column(**c) for c in doc["columns"])
     rows = []
@@ -99,7 +90,7 @@ def load_table(path: str | Path | None = None) -> PaperTable:
 def load_mapping(path: str | Path | None = None, table: PaperTable | None = None) -> dict[str, list[Measure]]:
     """task -> how to measure it, in preference order."""
     path = Path(path) if path else paper_dir() / DEFAULT_MAPPING
-    doc = _read_json(path)
+    doc = read_json(path, ReportError)
     check(doc, "paper_mapping.v1.schema.json", str(path))
     if table is not None:
         unknown = sorted(set(doc["rows"]) - {r.task for r in table.rows})

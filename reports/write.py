@@ -10,7 +10,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from m1bench.reports.build import build_report, latest_records, select_records, slug, sort_samples
+from m1bench.harness.core.records import select_records
+from m1bench.reports.build import build_report, latest_records, slug, sort_samples
 from m1bench.reports.load import read_json
 from m1bench.reports.plots import make_plots
 from m1bench.reports.render import report_html, report_markdown

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from m1bench.harness.core.metrics import Outcome, summarize
-from m1bench.harness.core.types import Completion, Request
+from m1bench.harness.core.metrics import summarize
+from m1bench.harness.core.types import Completion, Request, Score
 
 if TYPE_CHECKING:
     from m1bench.harness.core.client import Client
@@ -49,14 +49,6 @@ class Problem:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class Score:
-    correct: bool
-    answer: str | None = None  # normalised final answer (for majority voting); None when unvoted
-    details: dict[str, Any] = field(default_factory=dict)
-    value: float | None = None  # partial credit in [0, 1] (MRCR's similarity); None: 1.0 if correct else 0.0
-
-
 class Suite:
     name: ClassVar[str]
     version: ClassVar[str]
@@ -82,7 +74,7 @@ class Suite:
         Completion whose `trajectory` holds every step. It is recorded, resumed and scored as one sample."""
         raise NotImplementedError
 
-    def aggregate(self, problems: list[list[Outcome]], k: int, seed: int) -> list[dict[str, Any]]:
+    def aggregate(self, problems: list[list[Score]], k: int, seed: int) -> list[dict[str, Any]]:
         """The suite's metrics over per-problem outcomes (default: avg@k, pass@k, maj@k)."""
         return summarize(problems, k=k, majority=self.majority, seed=seed)
 

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from m1bench.harness.core import files
+
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
@@ -25,17 +27,7 @@ def content_hash(rows: list[dict[str, Any]]) -> str:
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-blank line; errors name the file and line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object per line")
-            yield lineno, row
+    return files.iter_jsonl(path, DataError)
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -43,10 +35,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg})") from None
+    data = files.read_json(path, DataError)
     if isinstance(data, dict):  # {"data": [...]} or column-oriented {"col": [...]}
         if isinstance(data.get("data"), list):
             data = data["data"]

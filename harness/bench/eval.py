@@ -16,12 +16,12 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
+
+from m1bench.harness.core.provenance import environment
 from unittest.mock import patch
 
 from rich.console import Console
@@ -48,8 +48,7 @@ class InstantClient:
 
 
 def _env() -> dict:
-    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "python": platform.python_version(), "load_avg_1m": os.getloadavg()[0]}
+    return environment()
 
 
 def bench_runner(problems: int, samples: int, concurrency: int) -> dict:

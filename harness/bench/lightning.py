@@ -11,10 +11,11 @@ in CUDA graphs, against the memory floor (state read + written). Writes JSON, pr
 import argparse
 import json
 import math
-import platform
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from m1bench.harness.core.provenance import environment
 
 import torch
 import torch.nn.functional as F
@@ -299,17 +300,14 @@ def main(argv=None):
     ap.add_argument("--T", type=int, nargs="+", default=[16384, 32768, 65536, 131072], help="prefill lengths")
     ap.add_argument("--sdpa-max-T", type=int, default=131072, help="skip SDPA above this length")
     ap.add_argument("--skip", nargs="*", default=[], choices=["accuracy", "prefill", "decode"], help="sections to skip")
-    ap.add_argument("--commit", default="", help="m1bench git commit to record (the device copy has no .git)")
     args = ap.parse_args(argv)
     if not torch.cuda.is_available():
         ap.error("needs a CUDA GPU (the kernels' CPU tests are tests/kernels/lightning/test_triton.py)")
-    import triton
     fla = load_fla()
     props = torch.cuda.get_device_properties(0)
     res = {"meta": {"device": props.name, "sms": props.multi_processor_count, "l2_bytes": props.L2_cache_size,
-                    "torch": torch.__version__, "cuda": torch.version.cuda, "triton": triton.__version__,
-                    "fla": fla and fla["version"], "python": platform.python_version(), "commit": args.commit,
-                    "date": time.strftime("%Y-%m-%d %H:%M:%S"), "shape": {"H": H, "d": D, "B": 1, "dtype": "bfloat16"}},
+                    "fla": fla and fla["version"], **environment("cuda"),
+                    "shape": {"H": H, "d": D, "B": 1, "dtype": "bfloat16"}},
            "goals": GOALS}
     args.out.parent.mkdir(parents=True, exist_ok=True)
 

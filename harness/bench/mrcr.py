@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -27,6 +26,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from m1bench.harness.core.provenance import environment
 from typing import Any
 
 MIB = 1 << 20
@@ -53,8 +54,7 @@ def peak_rss_bytes() -> int:
 
 
 def machine() -> dict[str, Any]:
-    return {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "processor": platform.processor() or None, "load_avg_1m": os.getloadavg()[0]}
+    return environment()
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:

@@ -4,11 +4,11 @@
 """
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
+
+from m1bench.harness.core.provenance import environment
 
 import torch
 from rich.console import Console
@@ -52,8 +52,7 @@ def main(argv=None):
         "benchmark": "routing_overhead", "model": "tiny", "batch": args.batch, "new_tokens": args.new_tokens,
         "repeats": 2 * args.repeats, "median_s_off": off, "median_s_on": on, "overhead": on / off - 1,
         "tokens_per_s_off": tokens / off, "tokens_per_s_on": tokens / on,
-        "host": platform.processor() or platform.machine(), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "load_avg_1m": os.getloadavg()[0],
+        "environment": environment(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

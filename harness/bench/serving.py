@@ -18,13 +18,14 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from m1bench.harness.core.provenance import environment
 
 from rich.console import Console
 from rich.table import Table
@@ -139,8 +140,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     run_dir = Path("runs") / f"bench-{out.stem}"  # server logs (runs/ is not committed)
     result = {"benchmark": "serving", "model": "tiny (4 layers: 3 lightning + 1 softmax; vLLM: head_dim 32)",
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                          "load_average_at_start": os.getloadavg()},
+              "machine": {**environment(), "load_average_at_start": os.getloadavg()},
               "levels": levels, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out.parent.mkdir(parents=True, exist_ok=True)
     ran = {"client_overhead": not args.skip_client, "embedded": not args.skip_embedded, "vllm_cpu": bool(args.vllm_python)}

@@ -1,104 +1,232 @@
-"""A local OpenAI-compatible chat endpoint with known timing, to test the server profiler against:
-time to first token = ttft_s + prefill_s_per_word * (words in the prompt), then one word per
-`tpot_s`, `max_tokens` words in all (or an error event after `fail_after_tokens`). Binds 127.0.0.1 only; stdlib, no model."""
+"""A local OpenAI-compatible chat endpoint whose answers, timing and faults are set by the caller:
+what the server profiler, the clients and the runner are measured and tested against. Binds
+127.0.0.1 only; stdlib, no model. (`zero_stub` is the other stub: a raw-asyncio endpoint with no
+per-request work at all, for measuring a client's own overhead.)
+
+Answers: `responder(body) -> {"content", "reasoning", "tool_calls": [{"name", "arguments"}],
+"finish"}`; the default answers `max_tokens` words ("tok tok …", finish "length"). Text streams in
+pieces of `chunk` characters, reasoning first (as `reasoning_content`), one piece per token:
+time to first token = ttft_s + prefill_s_per_word × (words in the prompt), then one piece per
+tpot_s. Non-streaming requests get the whole message after the same total time.
+
+Faults, one per request before it is answered: `faults` is a list consumed in order (None: no
+fault) or a callable `(body) -> fault`:
+    ("status", code[, headers[, body bytes]])  an error response (JSON error body by default)
+    ("sleep", seconds)                          a slow answer
+    ("reset", after_pieces)                     TCP reset, before the answer (0) or mid-stream;
+                                                "reset" alone: after 2 pieces
+    "malformed"                                 a broken JSON chunk after the first piece
+    "error_event"                               an error event after the first piece
+    ("raw", pieces)                             a 200 whose body is these bytes, one write each
+`fail_after_tokens` sends an error event after that many pieces of every stream.
+`requests` lists every request body; `answered` the bodies whose answer went out whole.
+"""
 from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+Responder = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def words_responder(body: dict[str, Any]) -> dict[str, Any]:
+    """`max_tokens` words, cut at the limit: a profiler's steady stream of tokens."""
+    return {"content": " ".join(["tok"] * int(body.get("max_tokens") or 16)), "finish": "length"}
+
+
+def echo_responder(body: dict[str, Any]) -> dict[str, Any]:
+    return {"content": "echo: " + str(body["messages"][-1]["content"])[:20]}
 
 
 class StubServer:
-    def __init__(self, ttft_s: float = 0.02, tpot_s: float = 0.005, prefill_s_per_word: float = 0.0,
+    def __init__(self, responder: Responder | None = None, faults: list | Callable[[dict], Any] | None = None, *,
+                 chunk: int = 4, ttft_s: float = 0.0, tpot_s: float = 0.0, prefill_s_per_word: float = 0.0,
                  fail_after_tokens: int | None = None):
-        self.ttft_s, self.tpot_s, self.prefill_s_per_word = ttft_s, tpot_s, prefill_s_per_word
-        self.fail_after_tokens = fail_after_tokens  # stream an error event after this many tokens
-        self.requests = 0
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.responder = responder or (words_responder if ttft_s or tpot_s or prefill_s_per_word or fail_after_tokens
+                                       is not None else echo_responder)
+        self.faults = faults if callable(faults) else list(faults or [])
+        self.chunk, self.ttft_s, self.tpot_s, self.prefill_s_per_word = chunk, ttft_s, tpot_s, prefill_s_per_word
+        self.fail_after_tokens = fail_after_tokens
+        self.requests: list[dict[str, Any]] = []
+        self.answered: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.httpd = _Server(("127.0.0.1", 0), _handler(self))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
-
-    def __enter__(self):
+    def __enter__(self) -> "StubServer":
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
-    def _handler(self):
-        stub = self
+    def _next_fault(self, body: dict[str, Any]) -> Any:
+        with self.lock:
+            self.requests.append(body)
+            if callable(self.faults):
+                return self.faults(body)
+            return self.faults.pop(0) if self.faults else None
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def pieces(self, answer: dict[str, Any]) -> list[tuple[str, str]]:
+        """(delta field, text) per streamed token: reasoning, then content."""
+        out = []
+        for key, field in (("reasoning", "reasoning_content"), ("content", "content")):
+            text = answer.get(key) or ""
+            out += [(field, text[i:i + self.chunk]) for i in range(0, len(text), self.chunk)]
+        return out
 
-            def log_message(self, *args):  # quiet
-                pass
 
-            def setup(self):
-                super().setup()
-                # Without TCP_NODELAY, small SSE writes wait on delayed ACKs (~40 ms) and arrive in bursts.
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # a real server's backlog; the default 5 refuses a burst of connections
 
-            def do_GET(self):
-                if self.path.rstrip("/") != "/v1/models":
-                    return self._json(404, {"error": {"message": f"no route {self.path}"}})
-                self._json(200, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
+    def handle_error(self, request, client_address):  # clients hanging up early are part of the tests
+        pass
 
-            def do_POST(self):
-                if self.path.rstrip("/") != "/v1/chat/completions":
-                    return self._json(404, {"error": {"message": f"no route {self.path}"}})
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                stub.requests += 1
-                words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
-                n = int(body.get("max_tokens") or 16)
-                time.sleep(stub.ttft_s + stub.prefill_s_per_word * words)
-                if not body.get("stream"):
-                    time.sleep(stub.tpot_s * (n - 1))
-                    return self._json(200, {"id": "stub", "object": "chat.completion", "model": body.get("model"),
-                                            "choices": [{"index": 0, "finish_reason": "length",
-                                                         "message": {"role": "assistant", "content": " ".join(["tok"] * n)}}],
-                                            "usage": {"prompt_tokens": words, "completion_tokens": n,
-                                                      "total_tokens": words + n}})
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                for i in range(n):
-                    if i == stub.fail_after_tokens:
-                        self._chunk(f"data: {json.dumps({'error': {'message': 'stub failure', 'type': 'server_error'}})}\n\n".encode())
-                        self._chunk(b"")
-                        return
-                    if i:
-                        time.sleep(stub.tpot_s)
-                    self._event({"choices": [{"index": 0, "delta": {"content": " tok" if i else "tok"},
-                                              "finish_reason": "length" if i == n - 1 else None}]})
-                self._event({"choices": [], "usage": {"prompt_tokens": words, "completion_tokens": n,
-                                                      "total_tokens": words + n}})
-                self._chunk(b"data: [DONE]\n\n")
-                self._chunk(b"")
 
-            def _event(self, payload: dict):
-                payload = {"id": "stub", "object": "chat.completion.chunk", "created": int(time.time()),
-                           "model": "stub", **payload}
-                self._chunk(f"data: {json.dumps(payload)}\n\n".encode())
+def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
 
-            def _chunk(self, data: bytes):
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        def log_message(self, *args):  # quiet
+            pass
+
+        def setup(self):
+            super().setup()
+            # Without TCP_NODELAY, small SSE writes wait on delayed ACKs (~40 ms) and arrive in bursts.
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def _route(self) -> str:  # a proxied request names the whole URL
+            return urlsplit(self.path).path.rstrip("/")
+
+        def do_GET(self):
+            if self._route() != "/v1/models":
+                return self._json(404, {"error": {"message": f"no route {self.path}"}})
+            self._json(200, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
+
+        def do_POST(self):
+            if self._route() != "/v1/chat/completions":
+                return self._json(404, {"error": {"message": f"no route {self.path}"}})
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            fault = stub._next_fault(body)
+            kind = fault[0] if isinstance(fault, tuple) else fault
+            if kind == "status":
+                code, headers = fault[1], fault[2] if len(fault) > 2 else {}
+                payload = fault[3] if len(fault) > 3 else json.dumps({"error": {"message": f"injected {code}"}}).encode()
+                return self._json(code, payload, headers)
+            if kind == "raw":
+                return self._raw(fault[1])
+            if kind == "sleep":
+                time.sleep(fault[1])
+            reset_after = (fault[1] if isinstance(fault, tuple) else 2) if kind == "reset" else None
+            if reset_after == 0:
+                return self._reset()
+            answer = stub.responder(body)
+            words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []))
+            time.sleep(stub.ttft_s + stub.prefill_s_per_word * words)
+            pieces = stub.pieces(answer)
+            calls = answer.get("tool_calls") or []
+            finish = answer.get("finish", "tool_calls" if calls else "stop")
+            usage = {"prompt_tokens": words, "completion_tokens": len(pieces) + 2 * len(calls),
+                     "total_tokens": words + len(pieces) + 2 * len(calls)}
+            if not body.get("stream"):
+                time.sleep(stub.tpot_s * max(len(pieces) - 1, 0))
+                message = {"role": "assistant", "content": answer.get("content") or ""}
+                if answer.get("reasoning"):
+                    message["reasoning_content"] = answer["reasoning"]
+                if calls:
+                    message["tool_calls"] = [{"id": f"call_{i}", "type": "function", "function": {
+                        "name": c["name"], "arguments": json.dumps(c["arguments"])}} for i, c in enumerate(calls)]
+                self._json(200, {"id": "stub", "object": "chat.completion", "model": body.get("model"),
+                                 "choices": [{"index": 0, "finish_reason": finish, "message": message}], "usage": usage})
+                return self._done(body, True)
+            self._stream(body, pieces, calls, finish, usage, kind, reset_after)
+
+        def _stream(self, body, pieces, calls, finish, usage, kind, reset_after):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+
+            def chunk(delta, finish_reason=None):
+                self._event({"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}, body)
+
+            for n, (field, text) in enumerate(pieces, 1):
+                if n > 1:
+                    time.sleep(stub.tpot_s)
+                chunk({field: text})
+                if n == stub.fail_after_tokens:
+                    self._write(f"data: {json.dumps({'error': {'message': 'stub failure', 'type': 'server_error'}})}\n\n")
+                    return self._end()
+                if n == 1 and kind == "malformed":
+                    self._write('data: {"id": "x", "choices": [{"index": 0, "delta": {"content": "bro\n\n')
+                if n == 1 and kind == "error_event":
+                    self._write(f"data: {json.dumps({'error': {'message': 'injected mid-stream error'}})}\n\n")
+                if n == reset_after:
+                    return self._reset()
+            for i, call in enumerate(calls):  # arguments in two pieces, as servers stream them
+                args = json.dumps(call["arguments"])
+                chunk({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
+                                       "function": {"name": call["name"], "arguments": args[:5]}}]})
+                chunk({"tool_calls": [{"index": i, "function": {"arguments": args[5:]}}]})
+            chunk({}, finish)
+            self._event({"choices": [], "usage": usage}, body)
+            self._write("data: [DONE]\n\n")
+            self._end()
+            self._done(body, kind not in ("malformed", "error_event"))
+
+        def _done(self, body, whole: bool):
+            if whole:
+                with stub.lock:
+                    stub.answered.append(body)
+
+        def _event(self, payload: dict, body: dict):
+            self._write(f"data: {json.dumps({'id': 'stub', 'object': 'chat.completion.chunk', 'created': 0, 'model': body.get('model', 'stub'), **payload})}\n\n")
+
+        def _write(self, text: str):
+            data = text.encode()
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        def _end(self):
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+
+        def _raw(self, pieces: list[bytes]):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            for piece in pieces:  # separate writes, so they reach the client in separate reads
+                self.wfile.write(piece)
                 self.wfile.flush()
+                time.sleep(0.002)
+            self.close_connection = True
 
-            def _json(self, status: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+        def _reset(self):  # TCP RST: linger 0, and the file objects dropped so that close() is real
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.rfile.close()
+            self.wfile.close()
+            self.connection.close()
+            self.close_connection = True
 
-        return Handler
+        def _json(self, status: int, payload: dict | bytes, headers: dict | None = None):
+            data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler

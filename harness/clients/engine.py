@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from m1bench.harness.core.client import RequestError
-from m1bench.harness.core.reasoning import split_reasoning, split_tool_calls
+from m1bench.harness.core.m1_output import parse_output
 from m1bench.harness.core.types import Completion, Request
 
 
@@ -104,8 +104,8 @@ class EngineClient:
 
     @staticmethod
     def _to_completion(gen: Any, t0: float, started: float, done: float) -> Completion:
-        rest, calls = split_tool_calls(gen.text)
-        reasoning, answer = split_reasoning(rest)
+        parsed = parse_output(gen.text)
+        reasoning, answer, calls = parsed.reasoning, parsed.content, parsed.tool_calls
         finish = gen.finish_reason
         if calls and finish == "stop":
             finish = "tool_calls"

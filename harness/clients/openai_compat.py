@@ -28,7 +28,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
 from m1bench.harness.core.client import RequestError
-from m1bench.harness.core.reasoning import split_reasoning, split_tool_calls
+from m1bench.harness.core.m1_output import parse_output
 from m1bench.harness.clients.sse import SSEParser
 from m1bench.harness.core.types import Completion, Request, ToolCall
 
@@ -235,8 +235,8 @@ class _Answer:
             raise _Retryable("malformed", f"unexpected chunk shape in the stream from {url}: {e}") from None
 
     def completion(self, total_s: float, url: str) -> Completion:
-        text, inline_calls = split_tool_calls("".join(self.content))
-        inline_reasoning, text = split_reasoning(text)
+        inline = parse_output("".join(self.content))  # M1 markup the server left in the content
+        text, inline_calls, inline_reasoning = inline.content, inline.tool_calls, inline.reasoning
         tool_calls = [ToolCall(name=c["name"], arguments=c["arguments"], id=c["id"] or None)
                       for _, c in sorted(self.calls.items())] + inline_calls
         return Completion(

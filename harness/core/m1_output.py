@@ -1,11 +1,20 @@
-"""Incremental parsing of M1 output text into reasoning, answer text and tool calls (DESIGN §3).
+"""The M1 output format, parsed in one place: model text -> reasoning, answer text, tool calls.
+The clients, the graders, the embedded server and the vLLM plugin's parsers all use this parser,
+streaming or not, so they always agree.
 
 M1 writes its reasoning inside `<think>…</think>` and tool calls as
-`<tool_calls>\n{"name": …, "arguments": …}\n…</tool_calls>`. A server streams text as it is
-generated, so the parser takes arbitrary text deltas: a tag split across deltas is held back until
-it is complete, and a tool call is emitted once its block closes. Streaming and non-streaming
-responses both come from this parser, so they always agree. Nothing is lost: an unclosed tool
-block, or a line inside one that is not a call, comes back as answer text.
+`<tool_calls>\n{"name": …, "arguments": …}\n…</tool_calls>`. The rules:
+- reasoning is the text between `<think>` and the first `</think>` after it;
+- a `</think>` with no `<think>` before it is ordinary answer text: M1's chat template does not
+  open the reasoning in the prompt (the model writes `<think>` itself), so nothing before it was
+  reasoning;
+- an unclosed `<think>` (output cut at the token limit) is reasoning to the end: the answer is
+  only what came before it, so a cut-off completion has no answer to grade;
+- a tool call is one JSON object per line inside `<tool_calls>`; a line that is not a call, and
+  an unclosed block, come back as answer text (nothing is lost).
+
+The parser takes arbitrary text deltas: a tag split across deltas is held back until it is
+complete, and a tool call is emitted once its block closes.
 """
 from __future__ import annotations
 
@@ -13,25 +22,17 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
+from m1bench.harness.core.types import ToolCall
+
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 TOOLS_OPEN, TOOLS_CLOSE = "<tool_calls>", "</tool_calls>"
-
-
-@dataclass
-class ParsedToolCall:
-    name: str
-    arguments: str  # JSON text, as OpenAI's API carries it
-    id: str = field(default_factory=lambda: f"call_{uuid.uuid4().hex[:24]}")
-
-    def to_openai(self) -> dict:
-        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
 
 
 @dataclass
 class ParsedDelta:
     reasoning: str = ""
     content: str = ""
-    tool_calls: list[ParsedToolCall] = field(default_factory=list)
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.reasoning or self.content or self.tool_calls)
@@ -42,7 +43,7 @@ class ParsedDelta:
         self.tool_calls += other.tool_calls
 
 
-def parse_tool_block(block: str) -> tuple[list[ParsedToolCall], str]:
+def parse_tool_block(block: str) -> tuple[list[ToolCall], str]:
     """The inside of one <tool_calls> block -> (calls, lines that are not calls)."""
     calls, rest = [], []
     for line in block.splitlines():
@@ -58,7 +59,8 @@ def parse_tool_block(block: str) -> tuple[list[ParsedToolCall], str]:
             rest.append(line)
             continue
         args = obj.get("arguments", {})
-        calls.append(ParsedToolCall(name, args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)))
+        calls.append(ToolCall(name, args if isinstance(args, str) else json.dumps(args, ensure_ascii=False),
+                              id=f"call_{uuid.uuid4().hex[:24]}"))
     return calls, "\n".join(rest)
 
 
@@ -145,3 +147,9 @@ def parse_output(text: str, reasoning: bool = True, tools: bool = True) -> Parse
     out = parser.feed(text)
     out.extend(parser.finish())
     return out
+
+
+def split_reasoning(text: str) -> tuple[str, str]:
+    """(reasoning, answer) of a whole completion, tool-call blocks left in the answer."""
+    out = parse_output(text, tools=False)
+    return out.reasoning, out.content

@@ -145,7 +145,8 @@ def environment(device: Any = "cpu") -> dict[str, Any]:
     git = git_state()
     env = {"m1bench": __version__, "commit": git["commit"], "dirty": git["dirty"], "python": platform.python_version(),
            "torch": torch.__version__, "device": device_name(device),
-           "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+           "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+           "load_avg_1m": os.getloadavg()[0]}  # the cores may be shared: read CPU timings with this
     if torch.device(device).type == "cuda":
         env["cuda"] = torch.version.cuda
         try:

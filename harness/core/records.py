@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
+
+from m1bench.harness.core.files import iter_jsonl
+from m1bench.harness.core.types import sample_seed
 
 
 class RecordsError(ValueError):
@@ -19,16 +22,39 @@ class RecordsError(ValueError):
 def read_records(path: Path) -> Iterator[dict[str, Any]]:
     """The records of a file, read-only. A partial last line (a crash mid-write) is skipped; a
     malformed line anywhere else is an error naming the file and line."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    for _, rec in iter_jsonl(path, RecordsError, partial_tail=True):
+        yield rec
+
+
+def select_records(results: dict[str, Any], records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records that belong to a run's results.json when the runner did not hand them over (a
+    records file is a cache shared by every run into that directory): same model, suite version,
+    sampling and per-sample seed as the results' config, a sample index below k, a problem the
+    results counted."""
+    cfg = results.get("config") or {}
+    want, base_seed = cfg.get("sampling") or {}, (cfg.get("run") or {}).get("seed", 0)
+    model_id = (results.get("engine") or {}).get("model_id")
+    out = []
+    for rec in records:
+        s = results["suites"].get(rec.get("suite"))
+        if s is None or rec.get("suite_version") != s.get("suite_version"):
+            continue
+        if model_id and rec.get("model_id") not in (None, model_id):
+            continue
+        if s.get("k") is not None and rec.get("sample", 0) >= s["k"]:
+            continue
+        if rec.get("status") == "ok" and s.get("per_problem") and rec.get("problem_id") not in s["per_problem"]:
+            continue
+        got = (rec.get("request") or {}).get("sampling")
+        if got and want:
+            max_tokens = (s.get("options") or {}).get("max_tokens") or want["max_tokens"]
+            if (got.get("max_tokens"), got.get("temperature"), got.get("top_p"), got.get("top_k")) != (
+                    max_tokens, float(want["temperature"]), float(want["top_p"]), want["top_k"]):
                 continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as e:
-                if not line.endswith("\n"):
-                    return
-                raise RecordsError(f"{path}:{lineno}: not a JSON record ({e.msg})") from None
+            if got.get("seed") is not None and got["seed"] != sample_seed(base_seed, rec["suite"], rec["problem_id"], rec["sample"]):
+                continue
+        out.append(rec)
+    return out
 
 
 class RecordStore:

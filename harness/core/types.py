@@ -59,6 +59,9 @@ class ToolCall:
     arguments: str  # JSON text, as OpenAI-compatible servers send it
     id: str | None = None
 
+    def to_openai(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
 
 @dataclass
 class Completion:
@@ -98,6 +101,29 @@ class Completion:
         d.pop("tpot_s", None)
         d["tool_calls"] = [ToolCall(**t) for t in d.get("tool_calls", [])]
         return cls(**d)
+
+
+@dataclass
+class Score:
+    """One graded sample. `value` is partial credit in [0, 1] (MRCR's similarity); None means the
+    0/1 of `correct`. `answer` is the normalised final answer majority voting compares (None: no
+    vote). The record of a sample stores all of it, so what was graded is what gets averaged."""
+
+    correct: bool
+    answer: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    value: float | None = None
+
+    @property
+    def credit(self) -> float:
+        return float(self.correct) if self.value is None else float(self.value)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"correct": self.correct, "answer": self.answer, "details": self.details, "value": self.value}
+
+    @classmethod
+    def from_record(cls, d: dict[str, Any]) -> "Score":
+        return cls(bool(d["correct"]), d.get("answer"), d.get("details") or {}, d.get("value"))
 
 
 def tpot(token_times: list[float]) -> float | None:

@@ -15,9 +15,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from m1bench.harness.core.metrics import Outcome
 from m1bench.harness.core.provenance import code_version, hardware, package_versions
 from m1bench.harness.eval.config import RunConfig
+from m1bench.harness.core.types import Score
 from m1bench.harness.eval.plan import Planned
 from m1bench.model.routing import aggregate as aggregate_routing
 from m1bench.suites.base import Suite
@@ -32,7 +32,7 @@ def _mean(xs: list[float]) -> float | None:
 
 def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], records: Records, n_problems: int,
                   data: dict, stats: dict[str, int], seed: int) -> dict[str, Any]:
-    by_problem: dict[str, list[Outcome]] = defaultdict(list)
+    by_problem: dict[str, list[Score]] = defaultdict(list)
     req_errors, counts, finish = Counter(), Counter(), Counter()
     prompt_tok = completion_tok = 0
     ttft, tpot, routing = [], [], []
@@ -59,7 +59,7 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
         if rec["score"] is None:
             counts["grading_errors"] += 1
             continue
-        by_problem[it.problem.id].append(Outcome(rec["score"]["correct"], rec["score"]["answer"], rec["score"].get("value")))
+        by_problem[it.problem.id].append(Score.from_record(rec["score"]))
     metrics = suite.aggregate(list(by_problem.values()), k=opts["samples"], seed=seed)
     return {
         "suite_version": suite.version, "grader": suite.grader, "data": data, "options": opts,
@@ -79,8 +79,9 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
 
 
 def external_results(suite: Suite, opts: dict[str, Any], items: list[Planned], records: Records, data: dict,
-                     metrics: list[dict], stats: dict[str, int]) -> dict[str, Any]:
-    """Results of a suite that scored itself (lm-eval): its metrics, our request counts."""
+                     metrics: list[dict], per_item: dict[str, dict[str, float]], stats: dict[str, int]) -> dict[str, Any]:
+    """Results of a suite that scored itself (lm-eval): its metrics and their per-item values
+    (what `compare` pairs), our request counts."""
     recs = [records[it.hash] for it in items if it.hash in records]
     errors = Counter(r["error"]["kind"] for r in recs if r["status"] != "ok")
     done = [r["completion"] for r in recs if r["status"] == "ok"]
@@ -92,6 +93,7 @@ def external_results(suite: Suite, opts: dict[str, Any], items: list[Planned], r
                    "truncated": sum(c["finish_reason"] == "length" for c in done),
                    "empty_answers": sum(not c["text"].strip() for c in done), **stats},
         "tokens": {"prompt": sum(c["prompt_tokens"] for c in done), "completion": sum(c["completion_tokens"] for c in done)},
+        "per_item": per_item,
     }
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,12 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from m1bench.harness.clients import make_client
 from m1bench.harness.core.client import Client, RequestError
 from m1bench.harness.core.records import RecordStore
-from m1bench.harness.core.types import Completion, Request, sample_seed
+from m1bench.harness.core.types import Completion, Request, Score, sample_seed
 from m1bench.harness.eval.config import RunConfig
 from m1bench.harness.eval.plan import Planned, plan_suite
 from m1bench.harness.eval.results import build_results, external_results, print_summary, write_results
 from m1bench.suites import get_suite
-from m1bench.suites.base import Problem, Score, Suite
+from m1bench.suites.base import Problem, Suite
 
 
 class Runner:
@@ -54,7 +53,7 @@ class Runner:
             "request": item.request.to_dict(),
             "completion": completion.to_record(self.cfg.run["keep_token_times"]) if completion else None,
             "grader": self.suites[item.suite].grader,
-            "score": None if score is None else {"correct": score.correct, "answer": score.answer, "details": score.details},
+            "score": None if score is None else score.to_record(),
             "grade_error": grade_error,
             "error": None if error is None else {"kind": error.kind, "message": error.message, "attempts": error.attempts},
         }
@@ -131,7 +130,9 @@ class Runner:
         rec = self.records.get(item.hash)
         if rec is not None and rec["status"] == "ok":
             self.stats[item.suite]["reused"] += 1
-            if not suite.external and (rec["score"] is None or rec["grader"] != suite.grader):
+            # regrade: no score, another grader version, or a score recorded without its value
+            if not suite.external and (rec["score"] is None or rec["grader"] != suite.grader
+                                       or "value" not in rec["score"]):
                 completion = Completion.from_record(rec["completion"])
                 score, gerr = await self._grade(item, completion)
                 self._record(item, completion, score, gerr, None, regraded=True)
@@ -178,5 +179,6 @@ class Runner:
         seed = self.cfg.run["seed"]
         lm = make_lm(send, loop, self.cfg.sampling, lambda key: sample_seed(seed, name, key, 0))
         raw = await asyncio.to_thread(suite.evaluate, lm, opts, seed)
-        self.external_results[name] = external_results(suite, opts, served, self.records, info, fold_results(raw or {}),
+        metrics, per_item = fold_results(raw or {})
+        self.external_results[name] = external_results(suite, opts, served, self.records, info, metrics, per_item,
                                                        self.stats[name])

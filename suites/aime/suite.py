@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from m1bench.harness.core.types import Completion
+from m1bench.harness.core.types import Completion, Score
 from m1bench.suites import register
-from m1bench.suites.base import Problem, Score, Suite
+from m1bench.suites.base import Problem, Suite
 from m1bench.suites.source import DataError, load_rows
 
 MATH_SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."

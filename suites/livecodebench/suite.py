@@ -12,9 +12,9 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from m1bench.harness.core.sandbox import Limits, Sandbox
-from m1bench.harness.core.types import Completion
+from m1bench.harness.core.types import Completion, Score
 from m1bench.suites import register
-from m1bench.suites.base import Option, Problem, Score, Suite
+from m1bench.suites.base import Option, Problem, Suite
 from m1bench.suites.livecodebench.grading import run_tests
 from m1bench.suites.source import DataError, load_rows
 

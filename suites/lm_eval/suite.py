@@ -67,8 +67,14 @@ def make_lm(send: Send, loop: asyncio.AbstractEventLoop, sampling: dict[str, Any
     return M1BenchLM()
 
 
-def fold_results(raw: dict[str, Any]) -> list[dict[str, Any]]:
-    """lm-eval's {"results": {task: {"metric,filter": v, "metric_stderr,filter": se}}} -> m1bench metrics."""
+def metric_name(task: str, metric: str, filt: str) -> str:
+    return f"{task}/{metric}" + ("" if filt == "none" else f"[{filt}]")
+
+
+def fold_results(raw: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, dict[str, float]]]:
+    """lm-eval's output -> (m1bench metrics, per-item values). The metrics come from
+    {"results": {task: {"metric,filter": v, "metric_stderr,filter": se}}}; the per-item values
+    (metric -> document id -> value, what the regression gate pairs) from its logged samples."""
     out = []
     for task, vals in raw.get("results", {}).items():
         n = raw.get("n-samples", {}).get(task, {}).get("effective")
@@ -78,10 +84,17 @@ def fold_results(raw: dict[str, Any]) -> list[dict[str, Any]]:
             metric, filt = key.split(",", 1)
             se = vals.get(f"{metric}_stderr,{filt}")
             se = se if isinstance(se, (int, float)) else None
-            name = f"{task}/{metric}" + ("" if filt == "none" else f"[{filt}]")
-            out.append({"metric": name, "value": float(value), "stderr": se, "n_problems": n, "n_samples": n,
+            out.append({"metric": metric_name(task, metric, filt), "value": float(value), "stderr": se,
+                        "n_problems": n, "n_samples": n,
                         "ci95": [value - 1.96 * se, value + 1.96 * se] if se is not None else None})
-    return out
+    per_item: dict[str, dict[str, float]] = {}
+    for task, examples in (raw.get("samples") or {}).items():
+        for ex in examples:
+            for metric in ex.get("metrics", []):
+                value = ex.get(metric)
+                if isinstance(value, (bool, int, float)):
+                    per_item.setdefault(metric_name(task, metric, ex.get("filter", "none")), {})[str(ex["doc_id"])] = float(value)
+    return out, per_item
 
 
 @register
@@ -126,6 +139,6 @@ class LMEvalTasks(Suite):
         return lm_eval.simple_evaluate(
             model=lm, tasks=list(opts["tasks"]), num_fewshot=opts.get("num_fewshot"), limit=opts.get("limit"),
             task_manager=tm, apply_chat_template=opts["apply_chat_template"],
-            system_instruction=opts.get("system_instruction"), log_samples=False, bootstrap_iters=1000,
+            system_instruction=opts.get("system_instruction"), log_samples=True, bootstrap_iters=1000,
             random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
         )

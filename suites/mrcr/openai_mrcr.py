@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from m1bench.harness.core.types import Completion
+from m1bench.harness.core.types import Completion, Score
 from m1bench.suites import register
-from m1bench.suites.base import Option, Problem, Score, Suite
+from m1bench.suites.base import Option, Problem, Suite
 from m1bench.suites.mrcr.data import CountCache, Selection, build_problems, counter_key, iter_rows
 from m1bench.suites.mrcr.grading import (
     ALL_LABELS, BIN_LABELS, GRADER, Aggregate, bin_label, bin_range, breakdown, grade, paper_aggregates,

@@ -1,7 +1,7 @@
 """MRCR breakdown of a finished run: per bin x needle count, per needle count, per bin, overall,
 the "128K" / "1M" numbers (each with its definition), and the requests skipped as over the context
-window. The runner's generic metrics see only `Score.correct` (exact reproduction), so this reads the
-run's records and results and computes the MRCR metric (mean SequenceMatcher score).
+window. The run's metrics average the grade over all samples; this reads the run's records and
+results and splits the same grade (mean SequenceMatcher score) by bin and needle count.
 
 Only the records of the run in results.json count: same model, suite version, sampling and
 per-sample seed, latest record of each (problem, sample).
@@ -16,25 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from m1bench.harness.core.records import RecordsError, read_records, select_records
 from m1bench.suites import get_suite
 
 MRCR_SUITES = ("openai_mrcr", "mrcr")
-
-
-def _matches(rec: dict[str, Any], name: str, suite: dict[str, Any], results: dict[str, Any]) -> bool:
-    from m1bench.harness.core.types import sample_seed
-
-    if rec.get("suite") != name or rec.get("status") != "ok" or rec.get("score") is None:
-        return False
-    if rec.get("suite_version") != suite["suite_version"] or rec.get("model_id") != results["engine"].get("model_id"):
-        return False
-    if rec["problem_id"] not in suite["per_problem"]:
-        return False
-    got, want = rec["request"]["sampling"], results["config"]["sampling"]
-    max_tokens = suite["options"].get("max_tokens") or want["max_tokens"]
-    return (got["max_tokens"] == max_tokens and got["temperature"] == float(want["temperature"])
-            and got["top_p"] == float(want["top_p"]) and got["top_k"] == want["top_k"]
-            and got["seed"] == sample_seed(results["config"]["run"]["seed"], name, rec["problem_id"], rec["sample"]))
 
 
 def run_breakdown(run_dir: str | Path) -> dict[str, Any]:
@@ -43,14 +28,10 @@ def run_breakdown(run_dir: str | Path) -> dict[str, Any]:
     results = json.loads((run_dir / "results.json").read_text())
     names = [n for n in results["suites"] if n in MRCR_SUITES]
     latest: dict[str, dict[tuple[str, int], dict[str, Any]]] = {n: {} for n in names}
-    with open(run_dir / "records.jsonl", encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            name = rec.get("suite")
-            if name in latest and _matches(rec, name, results["suites"][name], results):
-                latest[name][(rec["problem_id"], rec["sample"])] = rec["score"]["details"]
+    for rec in select_records(results, read_records(run_dir / "records.jsonl")):  # the latest record of each sample wins
+        name = rec["suite"]
+        if name in latest and rec["status"] == "ok" and rec.get("score") is not None:
+            latest[name][(rec["problem_id"], rec["sample"])] = rec["score"]["details"]
     out = {}
     for name in names:
         s = results["suites"][name]
@@ -99,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=True)
     try:
         breakdowns = run_breakdown(args.run_dir)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, RecordsError) as e:
         console.print(f"[red]error:[/] {e}")
         return 2
     if not breakdowns:

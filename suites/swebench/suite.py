@@ -2,8 +2,8 @@
 one instance solved end to end (localisation, k repair samples, selection) into one patch, scored
 by the official harness in Docker (or the local test mode). The resolved rate is avg@k.
 
-`subset = "paper486"` runs the M1 paper's n=486 set (the 14 instances it excluded, DESIGN §4, are
-left out); the results' data section says which set ran.
+`subset = "paper486"` runs the M1 paper's n=486 set (the 14 instances the paper names as excluded
+are left out); the results' data section says which set ran.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from m1bench.harness.core.client import Client
 from m1bench.harness.core.sandbox import Limits, Sandbox, _world_usable, probe_isolation
-from m1bench.harness.core.types import Completion, Request
+from m1bench.harness.core.types import Completion, Request, Score
 from m1bench.suites import register
-from m1bench.suites.base import Option, Problem, Score, Suite
+from m1bench.suites.base import Option, Problem, Suite
 from m1bench.suites.source import DataError, load_rows
 from m1bench.suites.swebench.agentless import solve
 from m1bench.suites.swebench.evaluate import docker_status, evaluate_docker, evaluate_local

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from m1bench.harness.core.client import Client
-from m1bench.harness.core.metrics import Outcome, summarize_pass_hat
-from m1bench.harness.core.types import Completion, Request, Sampling
+from m1bench.harness.core.metrics import summarize_pass_hat
+from m1bench.harness.core.types import Completion, Request, Sampling, Score
 from m1bench.suites import register
-from m1bench.suites.base import Option, Problem, Score, Suite
+from m1bench.suites.base import Option, Problem, Suite
 from m1bench.suites.source import DataError
 from m1bench.suites.tau.agent import agent_system_prompt, replay, run_episode
 from m1bench.suites.tau.env import SUCCESS_MIN, Domain, local_domain, tau_bench_domain
@@ -93,7 +93,7 @@ class TauBench(Suite):
         out = replay(self._get_domain(opts), problem.meta["task_index"], completion.trajectory or [])
         return Score(correct=out["reward"] >= SUCCESS_MIN, value=out["reward"], details=out)
 
-    def aggregate(self, problems: list[list[Outcome]], k: int, seed: int) -> list[dict[str, Any]]:
+    def aggregate(self, problems: list[list[Score]], k: int, seed: int) -> list[dict[str, Any]]:
         return summarize_pass_hat(problems, seed=seed)
 
     def environment(self, opts: dict[str, Any]) -> dict[str, Any]:

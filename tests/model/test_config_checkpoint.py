@@ -43,7 +43,7 @@ def test_missing_field_and_bad_json(tmp_path):
     with pytest.raises(ConfigError, match="'num_local_experts' is missing"):
         M1Config.load(tmp_path)
     (tmp_path / "config.json").write_text('{\n  "vocab_size": 3,\n  oops\n}')
-    with pytest.raises(ConfigError, match="line 3"):
+    with pytest.raises(ConfigError, match=r"config.json:3: invalid JSON"):
         M1Config.load(tmp_path)
 
 

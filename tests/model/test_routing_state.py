@@ -118,21 +118,24 @@ def test_generate_cli_resumes_a_saved_prefill(tiny_dir, tmp_path, monkeypatch):
 
 
 def test_run_with_routing_stats_aggregates_per_suite_and_plots(tiny_dir, tmp_path):
-    import asyncio
+    """Through `m1bench run`: routing statistics in the records, their aggregate in the results, a
+    heatmap in the report."""
     import json
 
-    from rich.console import Console
+    import pytest
 
-    from m1bench.harness.eval.config import load_config
+    from m1bench.harness.cli import main as cli_main
     from m1bench.reports.routing import plot_heatmap, utilisation
-    from m1bench.harness.eval.runner import Runner
+    from tests.support import REPO
 
-    def edit(raw):
-        raw["run"]["output_dir"] = str(tmp_path / "run")
-        raw["model"].update(checkpoint=str(tiny_dir), routing_stats=True)
-        raw["sampling"]["max_tokens"] = 4
-        raw["suites"] = {"aime2024": raw["suites"]["aime2024"] | {"limit": 2, "samples": 1}}
-    results = asyncio.run(Runner(load_config(None, edit), console=Console(file=open("/dev/null", "w"))).run())
+    config = tmp_path / "routing.toml"
+    config.write_text(f'[run]\noutput_dir = "{tmp_path / "run"}"\n[model]\ncheckpoint = "{tiny_dir}"\nrouting_stats = true\n'
+                      f'[sampling]\nmax_tokens = 4\n[suites.aime2024]\ndata = "{REPO / "suites/aime/demo.jsonl"}"\n'
+                      'limit = 2\nsamples = 1\n')
+    with pytest.raises(SystemExit) as done:
+        cli_main(["run", str(config)])
+    assert done.value.code == 0
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
     routing = results["suites"]["aime2024"]["routing"]
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     per_request = [r["completion"]["routing"] for r in records]

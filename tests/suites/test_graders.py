@@ -6,8 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from m1bench.harness.core.metrics import Outcome, pass_at_k, per_problem_majority, summarize, bootstrap_ci
-from m1bench.harness.core.reasoning import split_reasoning, split_tool_calls
+from m1bench.harness.core.metrics import bootstrap_ci, majority, pass_at_k, summarize
+from m1bench.harness.core.types import Score
+from m1bench.harness.core.m1_output import parse_output, split_reasoning
 from m1bench.harness.core.sandbox import Limits, Sandbox
 from m1bench.harness.core.types import Completion
 from m1bench.suites import get_suite
@@ -60,10 +61,14 @@ def test_aime_suite_grades_answer_after_reasoning_removal(tmp_path):
 
 
 def test_reasoning_and_tool_call_parsing():
-    assert split_reasoning("abc</think> x") == ("abc", "x")  # template opened <think> in the prompt
+    # M1's template does not open <think> in the prompt: a </think> with none before it is answer text
+    assert split_reasoning("abc</think>ans") == ("", "abc</think>ans")
     assert split_reasoning("plain") == ("", "plain")
-    rest, calls = split_tool_calls('ok<tool_calls>\n{"name": "f", "arguments": {"a": 1}}\nnot json\n</tool_calls>')
-    assert [c.name for c in calls] == ["f"] and json.loads(calls[0].arguments) == {"a": 1} and "not json" in rest
+    assert split_reasoning("<think>a</think>b</think>c") == ("a", "b</think>c")  # the first close ends it
+    assert split_reasoning("pre <think>cut off") == ("cut off", "pre")
+    out = parse_output('<think>r</think>ok<tool_calls>\n{"name": "f", "arguments": {"a": 1}}\nnot json\n</tool_calls>')
+    assert out.reasoning == "r" and [c.name for c in out.tool_calls] == ["f"]
+    assert json.loads(out.tool_calls[0].arguments) == {"a": 1} and "not json" in out.content
 
 
 # ---- metrics ----------------------------------------------------------------------------
@@ -76,10 +81,10 @@ def test_pass_at_k_matches_combinatorics():
 
 
 def test_majority_and_summary():
-    probs = [[Outcome(True, "1"), Outcome(False, "2"), Outcome(True, "1")],  # majority right
-             [Outcome(False, "5"), Outcome(False, "5"), Outcome(True, "3")],  # majority wrong
-             [Outcome(False, None), Outcome(False, None), Outcome(False, None)]]
-    assert list(per_problem_majority(probs)) == [1.0, 0.0, 0.0]
+    probs = [[Score(True, "1"), Score(False, "2"), Score(True, "1")],  # majority right
+             [Score(False, "5"), Score(False, "5"), Score(True, "3")],  # majority wrong
+             [Score(False, None), Score(False, None), Score(False, None)]]
+    assert [majority(p) for p in probs] == [1.0, 0.0, 0.0]
     m = {x["metric"]: x for x in summarize(probs, k=3, majority=True)}
     assert m["avg@3"]["value"] == pytest.approx((2 / 3 + 1 / 3 + 0) / 3)
     assert m["pass@3"]["value"] == pytest.approx(2 / 3) and m["pass@1"]["value"] == pytest.approx(m["avg@3"]["value"])

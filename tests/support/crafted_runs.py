@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from m1bench.harness.core.metrics import Outcome, summarize
+from m1bench.harness.core.metrics import summarize
+from m1bench.harness.core.types import Score
 from m1bench.harness.core.types import sample_seed
 
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -27,7 +28,7 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
     records, suites = [], {}
     for suite, problems in outcomes.items():
         k = max(len(v) for v in problems.values())
-        by_problem: dict[str, list[Outcome]] = {}
+        by_problem: dict[str, list[Score]] = {}
         failed = (errors or {}).get(suite, set())
         for pid, samples in problems.items():
             for i, ok in enumerate(samples):
@@ -48,8 +49,9 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
                     rec["completion"] = {"text": f"\\boxed{{{answer}}}", "reasoning": "", "tool_calls": [],
                                          "finish_reason": "stop", "prompt_tokens": 20, "completion_tokens": 5,
                                          "ttft_s": 0.01, "total_s": 0.02, "endpoint": None, "tpot_s": 0.002}
-                    rec["score"] = {"correct": ok, "answer": answer, "details": (details or {}).get(suite, {}).get((pid, i), {})}
-                    by_problem.setdefault(pid, []).append(Outcome(ok, answer))
+                    score = Score(ok, answer, (details or {}).get(suite, {}).get((pid, i), {}))
+                    rec["score"] = score.to_record()
+                    by_problem.setdefault(pid, []).append(score)
                 records.append(rec)
         n = sum(len(v) for v in problems.values())
         suites[suite] = {

@@ -57,7 +57,7 @@ class ScriptedClient:
         out = self.answer(request)
         if isinstance(out, Exception):
             raise out
-        from m1bench.harness.core.reasoning import split_reasoning
+        from m1bench.harness.core.m1_output import split_reasoning
 
         reasoning, text = split_reasoning(out)
         return Completion(text=text, reasoning=reasoning, prompt_tokens=10, completion_tokens=len(out),

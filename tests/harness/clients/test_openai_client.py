@@ -9,7 +9,8 @@ from m1bench.harness.core.client import RequestError
 from m1bench.harness.clients.openai_compat import OpenAIClient
 from m1bench.harness.core.types import Request, Sampling
 
-from tests.support.openai_stub import StubServer, dead_url
+from m1bench.harness.bench.stub_server import StubServer
+from tests.support import dead_url
 
 REQ = Request(messages=({"role": "user", "content": "hi there"},), sampling=Sampling(max_tokens=16, seed=3, top_k=5))
 
@@ -30,7 +31,7 @@ def test_streaming_reasoning_usage_and_timings():
     with StubServer(lambda body: ans) as srv:
         c = run(_complete(OpenAIClient([srv.url], "m", backoff_s=0.01)))
     assert c.text == "the answer is 42" and c.reasoning == "let me think about it"
-    assert c.finish_reason == "stop" and c.prompt_tokens == 11 and c.completion_tokens == len(c.token_times)
+    assert c.finish_reason == "stop" and c.prompt_tokens == 2 and c.completion_tokens == len(c.token_times)  # the stub: prompt words
     assert c.ttft_s is not None and c.ttft_s <= c.token_times[-1] <= c.total_s
     body = srv.requests[0]
     assert body["stream"] is True and body["seed"] == 3 and body["top_k"] == 5 and body["max_tokens"] == 16

@@ -11,7 +11,7 @@ from m1bench.harness.clients.openai_compat import OpenAIClient
 from m1bench.harness.bench.zero_stub import _Connection, sse_response
 from m1bench.harness.core.types import Request, Sampling
 
-from tests.support.openai_stub import StubServer
+from m1bench.harness.bench.stub_server import StubServer
 
 REQ = Request(messages=({"role": "user", "content": "hi"},), sampling=Sampling(max_tokens=8))
 

@@ -91,7 +91,7 @@ def test_server_profiler_measures_the_stub_timing():
     ttft, tpot = 0.03, 0.006
     with StubServer(ttft_s=ttft, tpot_s=tpot, prefill_s_per_word=1e-4) as stub:
         rows, client = asyncio.run(profile_server(stub.url, "stub", [20, 400], [1, 3], 3, 5, warmup=1))
-        assert stub.requests == 1 + 2 * (3 + 3)
+        assert len(stub.requests) == 1 + 2 * (3 + 3)
     assert [(r["prompt_words"], r["concurrency"]) for r in rows] == [(20, 1), (20, 3), (400, 1), (400, 3)]
     for r in rows:
         assert r["ok"] == 3 and r["errors"] == 0 and r["output_tokens"] == 15

@@ -3,16 +3,12 @@ connections dropped before and during the answer, 429s, 500s, answers slower tha
 timeout, malformed JSON in the stream and in an error body. Every request must end answered (with
 its own answer) or as a recorded error naming its cause; none may hang; none is answered twice."""
 import asyncio
-import json
-import socket
-import struct
-import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from m1bench.harness.bench.stub_server import StubServer
 from m1bench.harness.core.client import RequestError
 from m1bench.harness.clients.openai_compat import OpenAIClient
 from m1bench.harness.core.types import Request, Sampling
@@ -27,103 +23,32 @@ PERSISTENT = {"always-500": ("500", "server"), "always-429": ("429", "rate_limit
               "always-slow": ("slow", "timeout"), "always-malformed": ("malformed_chunk", "malformed")}
 
 
-class FaultServer:
+# The stub server's fault for each name above.
+FAULTS = {"drop": ("reset", 0), "drop_mid": ("reset", 1), "429": ("status", 429, {"Retry-After": "0"}),
+          "500": ("status", 500), "slow": ("sleep", CLIENT_TIMEOUT_S * 2.5), "malformed_chunk": "malformed",
+          "malformed_error": ("status", 503, {}, b"{not json")}
+
+
+class FaultServer(StubServer):
+    """Answers "echo <key>"; each attempt of a request meets the next fault of its key's plan."""
+
     def __init__(self):
         self.attempts: Counter = Counter()
-        self.answered: Counter = Counter()  # complete answers sent, per key
-        self.lock = threading.Lock()
-        server = self
+        super().__init__(lambda body: {"content": "echo " + body["messages"][-1]["content"]}, self.fault_for)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def fault_for(self, body):
+        key = body["messages"][-1]["content"]
+        n, self.attempts[key] = self.attempts[key], self.attempts[key] + 1
+        name = key.split("#")[0]
+        if name in PERSISTENT:
+            return FAULTS[PERSISTENT[name][0]]
+        plan = TRANSIENT.get(name, [])
+        return FAULTS[plan[n]] if n < len(plan) else None
 
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                key = body["messages"][-1]["content"]
-                with server.lock:
-                    n = server.attempts[key]
-                    server.attempts[key] += 1
-                name = key.split("#")[0]
-                if name in PERSISTENT:
-                    fault = PERSISTENT[name][0]
-                else:
-                    plan = TRANSIENT.get(name, [])
-                    fault = plan[n] if n < len(plan) else None
-                if fault == "drop":
-                    return self._reset()
-                if fault in ("429", "500"):
-                    return self._status(int(fault), json.dumps({"error": {"message": f"injected {fault}"}}).encode())
-                if fault == "malformed_error":
-                    return self._status(503, b"{not json")
-                if fault == "slow":
-                    time.sleep(CLIENT_TIMEOUT_S * 2.5)
-                self._stream(body, key, fault)
-
-            def _reset(self):  # TCP RST: linger 0, and the file objects' references dropped so close() is real
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.rfile.close()
-                self.wfile.close()
-                self.connection.close()
-
-            def _status(self, code, payload, headers=()):
-                self.send_response(code)
-                if code == 429:
-                    self.send_header("Retry-After", "0")
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _stream(self, body, key, fault):
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Connection", "close")
-                self.end_headers()
-
-                def send(raw: str):
-                    self.wfile.write(f"data: {raw}\n\n".encode())
-                    self.wfile.flush()
-
-                def chunk(delta, finish=None):
-                    send(json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}))
-
-                chunk({"role": "assistant", "content": "echo "})
-                if fault == "drop_mid":
-                    return self._reset()
-                if fault == "malformed_chunk":
-                    send('{"id": "x", "choices": [{"index": 0, "delta": {"content": "bro')
-                chunk({"content": key})
-                chunk({}, "stop")
-                good = fault != "malformed_chunk"  # a stream with a broken chunk is no answer
-                send(json.dumps({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": body["model"],
-                                 "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}))
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
-                with server.lock:
-                    server.answered[key] += good
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            request_queue_size = 256  # a real server's backlog; the default 5 refuses a burst of connections
-
-            def handle_error(self, request, client_address):  # clients hanging up are part of the test
-                pass
-
-        self.httpd = Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @property
+    def answers(self) -> Counter:
+        """Complete answers sent, per key."""
+        return Counter(body["messages"][-1]["content"] for body in self.answered)
 
 
 def run_mixed(names: list[str], copies: int = 3):
@@ -158,7 +83,7 @@ def run_mixed(names: list[str], copies: int = 3):
         else:
             assert not isinstance(out, RequestError), f"{key}: {out}"
             assert out.text == f"echo {key}", f"{key}: got another request's answer: {out.text!r}"
-            assert server.answered[key] == 1  # answered once: no retry after a complete answer
+            assert server.answers[key] == 1  # answered once: no retry after a complete answer
 
 
 def test_every_request_ends_answered_or_as_a_named_error_under_mixed_faults():

@@ -95,3 +95,56 @@ def test_loglikelihood_tasks_are_refused_clearly():
     lm = make_lm(None, None, {"max_tokens": 8, "temperature": 1.0, "top_p": 1.0, "top_k": 0}, lambda k: 0)
     with pytest.raises(NotImplementedError, match="generate_until"):
         lm.loglikelihood([])
+
+
+def _run_against(stub_answer, task_dir, out, reports):
+    """`m1bench run` of the lm-eval task against an endpoint that answers `stub_answer(a, b)`; the report's path."""
+    from m1bench.harness.cli import main as cli_main
+    from m1bench.harness.bench.stub_server import StubServer
+
+    def responder(body):
+        a, b = map(int, re.search(r"What is (\d+) \+ (\d+)", body["messages"][-1]["content"]).groups())
+        return {"content": stub_answer(a, b)}
+
+    config = out.parent / f"{out.name}.toml"
+    config.write_text(f'[run]\noutput_dir = "{out}"\n[suites.lm_eval]\ntasks = ["m1bench_arith"]\n'
+                      f'include_path = "{task_dir}"\nbuiltin_tasks = false\n')
+    before = set(reports.rglob("report.json"))
+    with StubServer(responder) as stub, pytest.raises(SystemExit) as done:
+        cli_main(["run", str(config), "--endpoint", stub.url, "--model", "stub"])
+    assert done.value.code == 0
+    (report,) = set(reports.rglob("report.json")) - before
+    return report.parent
+
+
+def test_the_gate_pairs_lm_eval_metrics_and_refuses_what_it_cannot_pair(task_dir, tmp_path, monkeypatch, capsys):
+    """An lm-eval metric that drops from 1.0 to 0.0 fails the gate (exit 1, paired per document); a
+    gated metric without per-item values is refused (exit 2, naming it), never passed untested."""
+    from m1bench.harness.cli import main as cli_main
+
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("M1BENCH_REPORTS_DIR", str(reports))
+    base = _run_against(lambda a, b: str(a + b), task_dir, tmp_path / "base", reports)
+    cand = _run_against(lambda a, b: str(a + b + 1), task_dir, tmp_path / "cand", reports)
+    doc = json.loads((base / "report.json").read_text())
+    assert doc["suites"]["lm_eval"]["extra"]["per_item"]["m1bench_arith/exact_match"] == {str(i): 1.0 for i in range(6)}
+    capsys.readouterr()
+
+    def gate(*args):
+        with pytest.raises(SystemExit) as done:
+            cli_main(["compare", *map(str, args)])
+        captured = capsys.readouterr()
+        return done.value.code, captured.out + captured.err
+
+    code, out = gate(base, cand)
+    assert code == 1 and "regression" in out
+    # the same reports without per-item values (as an older report): the gate cannot pair, so it refuses
+    unpaired = tmp_path / "unpaired"
+    unpaired.mkdir()
+    for name in ("report.json", "samples.jsonl"):
+        (unpaired / name).write_bytes((cand / name).read_bytes())
+    doc = json.loads((unpaired / "report.json").read_text())
+    del doc["suites"]["lm_eval"]["extra"]["per_item"]
+    (unpaired / "report.json").write_text(json.dumps(doc))
+    code, out = gate(base, unpaired)
+    assert code == 2 and "m1bench_arith/exact_match" in out and "cannot gate" in out

@@ -1,10 +1,9 @@
 """OpenAI-MRCR grading, bins and aggregates."""
 import json
-from pathlib import Path
 
 import pytest
 
-from m1bench.harness.core.reasoning import split_reasoning
+from m1bench.harness.core.m1_output import split_reasoning
 from m1bench.harness.core.types import Completion
 from m1bench.suites.base import Problem
 from m1bench.suites.mrcr.grading import (
@@ -49,7 +48,7 @@ def _problem(prefix="Qx7", answer_text="the poem"):
 
 
 def test_score_grades_the_answer_after_reasoning_removal():
-    # what the clients do: reasoning split off (harness/core/reasoning.py), the answer stripped
+    # what the clients do: reasoning split off (harness/core/m1_output.py), the answer stripped
     reasoning, answer = split_reasoning("<think>maybe Qx7 the other poem</think>\n\nQx7the poem")
     s = score_sample(_problem(), Completion(text=answer, reasoning=reasoning))
     assert s.details["score"] == 1.0 and s.correct and s.details["prefix_ok"]

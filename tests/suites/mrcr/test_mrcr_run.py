@@ -9,7 +9,7 @@ from rich.console import Console
 
 from m1bench.harness.cli import main as cli_main
 from m1bench.harness.eval.config import validate
-from m1bench.harness.core.reasoning import split_reasoning
+from m1bench.harness.core.m1_output import split_reasoning
 from m1bench.harness.eval.runner import Runner
 from m1bench.harness.core.types import Completion
 from m1bench.suites.mrcr import report as mrcr_report
@@ -59,7 +59,7 @@ def _rows_of(path):
     return [json.loads(line) for line in open(path)]
 
 
-def test_scripted_run_scores_breakdown_and_resume(home):
+def test_scripted_run_scores_breakdown_and_resume(home, capsys):
     o200k = load_o200k()
     openai_rows = [short_row(n, i) for i, n in enumerate((2, 2, 4, 8))] + [generated_row(o200k, 5000, 2, 1)]
     data = write_layout(home / "mrcr", openai_rows)
@@ -93,6 +93,8 @@ def test_scripted_run_scores_breakdown_and_resume(home):
         assert b[name]["overall"]["n"] == 4
         assert b[name]["overall"]["score"] == pytest.approx(sum(want) / 4)
         assert b[name]["overall"]["exact"] == sum(w == 1.0 for w in want)
+        avg = next(m for m in results["suites"][name]["metrics"] if m["metric"] == "avg@1")
+        assert avg["value"] == pytest.approx(sum(want) / 4)  # the mean grade, not the exact-copy rate
     assert set(b["mrcr"]["per_bin"]) == {"4K", "8K"} and set(b["mrcr"]["per_needles"]) == {"2", "4"}
     assert set(b["openai_mrcr"]["per_bin_needles"]["<4K"]) == {"2", "4", "8"}
     assert b["openai_mrcr"]["skipped_over_context_window"]["by_bin_needles"] == {"4K-8K/2": 1}
@@ -109,6 +111,18 @@ def test_scripted_run_scores_breakdown_and_resume(home):
     asyncio.run(Runner(validate(raw), client=Answers(openai_rows + suite_rows["mrcr"]), console=quiet()).run())
     raw["sampling"]["temperature"] = 1.0
     assert mrcr_report.run_breakdown(home / "run") == b
+    # a run killed mid-write leaves a partial last line: skipped, as the runner skips it
+    records = home / "run" / "records.jsonl"
+    with open(records, "a") as f:
+        f.write('{"hash": "cut-off mid-wri')
+    assert mrcr_report.run_breakdown(home / "run") == b
+    assert mrcr_report.main([str(home / "run"), "-o", str(home / "mrcr.json")]) == 0
+    # a broken line anywhere else is an error naming the file and line
+    lines = records.read_text().splitlines(keepends=True)
+    records.write_text(lines[0] + "not json\n" + "".join(lines[1:]))
+    capsys.readouterr()
+    assert mrcr_report.main([str(home / "run")]) == 2
+    assert "records.jsonl:2: invalid JSON" in capsys.readouterr().err.replace("\n", "")  # rich wraps lines
 
 
 def test_m1bench_run_with_the_tiny_model(home, tiny_dir, capsys):
@@ -169,3 +183,36 @@ def test_chunked_encoding_gives_the_same_ids(tiny_dir, home):
     row = short_row(4, 1)
     text = tok.render_chat(json.loads(row["prompt"]) + [{"role": "assistant", "content": "<think>x</think>y"}])
     assert tok.encode(text) == tok.tokenizer.encode(text, add_special_tokens=False).ids  # piecewise == whole
+
+
+def test_m1bench_run_reports_the_mean_mrcr_grade(home, tmp_path, monkeypatch):
+    """OpenAI-MRCR's metric is the mean grade (the dataset card's SequenceMatcher ratio), not the
+    rate of exact copies: through `m1bench run` against an endpoint on the published-schema row,
+    the records, results.json and report.json all carry the grade of the answer given."""
+    import pyarrow.parquet as pq
+
+    from tests.support import REPO
+    from m1bench.harness.bench.stub_server import StubServer
+
+    data = REPO.parent / "shared" / "realdata" / "openai_mrcr"
+    if not data.is_dir():
+        pytest.skip("../shared/realdata is not here")
+    row = pq.read_table(data / "2needle" / "2needle_0.parquet").to_pylist()[0]
+    reply = row["answer"][: len(row["answer"]) // 2]  # the prefix and the first half of the poem
+    want = grade(reply, row["answer"], row["random_string_to_prepend"])
+    assert 0.2 < want < 0.9
+    reports = tmp_path / "reports"
+    monkeypatch.setenv("M1BENCH_REPORTS_DIR", str(reports))
+    with StubServer(lambda body: {"content": reply}) as stub:
+        with pytest.raises(SystemExit) as done:
+            cli_main(["run", "--endpoint", stub.url, "--model", "stub", "--suite", "openai_mrcr",
+                      "--data", f"openai_mrcr={data}", "--samples", "1", "-o", str(home / "run")])
+    assert done.value.code == 0
+    records = [json.loads(line) for line in (home / "run" / "records.jsonl").read_text().splitlines()]
+    assert [r["score"]["value"] for r in records] == [pytest.approx(want)]
+    metrics = {m["metric"]: m["value"] for m in json.loads((home / "run" / "results.json").read_text())
+               ["suites"]["openai_mrcr"]["metrics"]}
+    assert metrics["avg@1"] == pytest.approx(want) and metrics["pass@1"] == 0.0
+    report = json.loads(next(reports.rglob("report.json")).read_text())
+    reported = {m["metric"]: m["value"] for m in report["suites"]["openai_mrcr"]["metrics"]}
+    assert reported["avg@1"] == pytest.approx(want)

@@ -19,7 +19,7 @@ from m1bench.suites.tau.agent import M1_SYSTEM_PROMPT
 from m1bench.suites.tau.env import STOP_TOKEN
 
 from tests.support.fixtures.tau.shop_domain import TASKS, TOOLS, WIKI
-from tests.support.openai_stub import StubServer
+from m1bench.harness.bench.stub_server import StubServer
 from tests.support import FIXTURES
 
 TAU = FIXTURES / "tau"
