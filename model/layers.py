@@ -39,7 +39,7 @@ def apply_partial_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) ->
 
 
 class LightningAttention(nn.Module):
-    """SiLU(qkv) linear attention with per-head exponential decay, gated RMSNorm output (DESIGN §3)."""
+    """SiLU(qkv) linear attention with per-head exponential decay, gated RMSNorm output (MiniMax-Text-01, arXiv 2501.08313)."""
 
     def __init__(self, config: M1Config, layer: int):
         super().__init__()

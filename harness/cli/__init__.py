@@ -1,26 +1,52 @@
-"""The `m1bench` command. Each subcommand lives in its own module exposing `add_parser(subparsers)`."""
+"""The `m1bench` command. Each subcommand lives in a module of this package exposing
+`add_parser(subparsers)`; a module is imported only when one of its commands runs, so `m1bench
+--help` (and every command's start) pays for no torch or matplotlib it does not use."""
 import argparse
 import importlib
+import sys
 
 from m1bench import __version__
 
-# Modules that contribute subcommands.
-COMMAND_MODULES = ["m1bench.harness.cli.model", "m1bench.harness.cli.demo", "m1bench.harness.cli.run",
-                   "m1bench.harness.cli.profile", "m1bench.harness.cli.report", "m1bench.harness.rl.experiment",
-                   "m1bench.harness.cli.serve"]
+# command -> (module that defines it, one-line help for `m1bench --help`)
+COMMANDS = {
+    "model": ("m1bench.harness.cli.model", "create or describe a model checkpoint"),
+    "generate": ("m1bench.harness.cli.model", "generate from a chat prompt with the reference model"),
+    "demo": ("m1bench.harness.cli.demo", "the quickstart: tiny checkpoint facts, a generation, the embedded evaluation run"),
+    "run": ("m1bench.harness.cli.run", "run evaluation suites (default: the embedded AIME + LiveCodeBench demo)"),
+    "serve": ("m1bench.harness.cli.serve", "serve a checkpoint over an OpenAI-compatible HTTP API (embedded or vLLM)"),
+    "profile": ("m1bench.harness.cli.profile", "FLOPs and latency profiling (flops, count, latency, server, replot)"),
+    "report": ("m1bench.harness.cli.report", "write a run's report, or --check reports"),
+    "table": ("m1bench.harness.cli.report", "the M1 paper's Table 2 with measured values beside the published ones"),
+    "compare": ("m1bench.harness.cli.report", "gate a candidate report against a baseline (exit 0 pass, 1 regression, "
+                                              "2 not comparable)"),
+    "rl": ("m1bench.harness.cli.rl", "compare CISPO, GRPO and DAPO on a verifiable task with the tiny model (CPU)"),
+    "bench": ("m1bench.harness.cli.bench", "run a benchmark (writes JSON under reports/bench/)"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*commands: str) -> argparse.ArgumentParser:
+    """The parser with the full arguments of `commands` (of every command when none is named)."""
+    return _parser(commands or tuple(COMMANDS))
+
+
+def _parser(full: tuple[str, ...]) -> argparse.ArgumentParser:
+    """Full arguments for the commands in `full`, a one-line entry for each of the others."""
     parser = argparse.ArgumentParser(prog="m1bench", description="Benchmark and evaluation harness for "
                                      "MiniMax-M1-class hybrid lightning-attention MoE models.")
     parser.add_argument("--version", action="version", version=f"m1bench {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).add_parser(sub)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in dict.fromkeys(COMMANDS[c][0] for c in full):
+        importlib.import_module(module).add_parser(sub)
+    for name, (_, help_text) in COMMANDS.items():
+        if name not in sub.choices:
+            sub.add_parser(name, help=help_text)
+    sub._choices_actions.sort(key=lambda a: list(COMMANDS).index(a.dest))  # `--help` lists them in COMMANDS order
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    # `m1bench --help`, no command or an unknown one: the list of commands is all argparse needs
+    args = _parser((command,) if command in COMMANDS else ()).parse_args(argv)
     args.func(args)
-

@@ -1,7 +1,7 @@
 """Lightning attention prefill in Triton: one fused pass over the sequence, state kept in registers.
 
 Each program owns one (sequence, head, value-block) and walks its sequence chunk by chunk
-(DESIGN.md §3, blocked form):
+(the blocked form of naive.py's recurrence, chunk size m):
 
     O_i = [(Q_i K_iᵀ) ⊙ D] V_i + λ_q ⊙ (Q_i S)        S ← exp(−s m) S + (λ_k ⊙ K_i)ᵀ V_i
 

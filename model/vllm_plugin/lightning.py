@@ -54,7 +54,7 @@ class M1LightningAttention(LinearAttention):
         context[prefix] = self
 
     def get_state_dtype(self) -> tuple[torch.dtype]:
-        return (torch.float32,)  # the (H, d, d) state is fp32 whatever the weights (DESIGN §3)
+        return (torch.float32,)  # the (H, d, d) state is fp32 whatever the weights, as in the reference model
 
     def forward(self, hidden_states: torch.Tensor, output: torch.Tensor, positions: torch.Tensor) -> None:
         torch.ops.vllm.linear_attention(hidden_states, output, positions, self.prefix)

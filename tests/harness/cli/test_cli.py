@@ -25,6 +25,18 @@ def test_every_subcommand_has_help(capsys):
         assert "usage: m1bench" in capsys.readouterr().out
 
 
+def test_help_lists_every_command_without_importing_the_commands():
+    """`m1bench --help` builds the command list only: no torch, matplotlib or command module is
+    imported for it (that import is what made it take seconds)."""
+    code = ("import sys\nfrom m1bench.harness.cli import COMMANDS, main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nheavy = [m for m in ('torch', 'matplotlib', 'transformers', *{m for m, _ in "
+            "COMMANDS.values()}) if m in sys.modules]\nprint('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "HEAVY []" in out.stdout
+    assert all(f"    {name}" in out.stdout for name in ("model", "run", "serve", "profile", "compare", "rl"))
+
+
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "m1bench.harness.cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and "m1bench" in out.stdout
