@@ -1,5 +1,8 @@
-"""Batched generation with the reference model: left padding, greedy or temperature/top-k/top-p sampling
-with per-request seeds, EOS and stop strings, max new tokens. Finished sequences leave the batch."""
+"""The oracle generation loop: a fixed batch through the reference model, as plainly as it can be
+written (left padding, greedy or temperature/top-k/top-p sampling with per-request seeds, EOS and
+stop strings, max new tokens; finished sequences leave the batch). The engine that serves and
+evaluates (harness/engine, continuous batching) is checked against it token for token; `m1bench
+generate`, the RL rollouts and the profilers call it directly."""
 import time
 from dataclasses import dataclass, field
 

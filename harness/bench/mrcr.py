@@ -26,9 +26,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from m1bench.harness.core.provenance import environment
-from typing import Any
 
 MIB = 1 << 20
 ONE_M = 1 << 20
@@ -242,8 +242,8 @@ def bench_gpu(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from rich.console import Console
 
-    from m1bench.harness.eval.config import validate
     from m1bench.harness.clients.long_context import long_context_client
+    from m1bench.harness.eval.config import validate
     from m1bench.harness.eval.runner import Runner
     from m1bench.model.tiny import create_checkpoint
     from m1bench.suites.mrcr import report as mrcr_report
@@ -283,7 +283,8 @@ def bench_gpu(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()  # kernels compile on first use: keep that out of the first request's time
     from m1bench.model.generate import SamplingParams, generate
 
-    generate(client.model, client.tokenizer, [[i % 256 for i in range(4096)]], SamplingParams(max_new_tokens=2, temperature=0))
+    generate(client.engine.model, client.engine.tokenizer, [[i % 256 for i in range(4096)]],
+             SamplingParams(max_new_tokens=2, temperature=0))
     report["phases"]["warmup_s"] = time.perf_counter() - t0
     inner = client.complete
 

@@ -1,4 +1,5 @@
-"""Continuous batching over the reference model, for the embedded server.
+"""Continuous batching over the reference model: the one in-process engine, behind both the
+embedded server and the evaluation's in-process client.
 
 One worker thread owns the model. Each loop iteration it admits waiting requests (prefilling them
 together, left-padded, and joining their rows to the running batch), then advances every running
@@ -12,6 +13,7 @@ per sample: sample i of a request with seed s uses seed s + i).
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import queue
 import threading
@@ -193,6 +195,16 @@ class Engine:
         recorder = self.model.routing_recorder()
         recorder.begin_step(list(range(len(requests))), token_mask)
         return recorder
+
+    def submit_async(self, prompt_ids: list[int], params: list[SamplingParams],
+                     routing: bool = False) -> tuple[EngineRequest, "asyncio.Queue[TextEvent]"]:
+        """Submit from an event loop: the request and the queue its events arrive on (in that loop)."""
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue[TextEvent] = asyncio.Queue()
+        request = EngineRequest(prompt_ids, params, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e),
+                                routing=self.routing_totals() if routing else None)
+        self.submit(request)
+        return request, events
 
     def submit(self, request: EngineRequest) -> None:
         if not request.prompt_ids:

@@ -17,10 +17,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from m1bench.model.generate import SamplingParams
-from m1bench.harness.engine.batching import Engine, EngineRequest, TextEvent
 from m1bench.harness.core.m1_output import M1OutputParser, ParsedDelta
+from m1bench.harness.engine.batching import Engine, EngineRequest, TextEvent
 from m1bench.harness.serve.protocol import ChatRequest, CompletionRequest, error_body, new_id, now, usage
+from m1bench.model.generate import SamplingParams
 
 
 class ApiError(Exception):
@@ -67,15 +67,6 @@ class EmbeddedServer:
         return [SamplingParams(max_new_tokens=limit, temperature=req.temperature, top_p=req.top_p, top_k=req.top_k,
                                seed=req.seed, stop=tuple(req.stop or ())) for _ in range(req.n)]
 
-    def _start(self, prompt_ids: list[int], params: list[SamplingParams],
-               routing: bool = False) -> tuple[EngineRequest, asyncio.Queue]:
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[TextEvent] = asyncio.Queue()
-        request = EngineRequest(prompt_ids, params, emit=lambda e: loop.call_soon_threadsafe(events.put_nowait, e),
-                                routing=self.engine.routing_totals() if routing else None)
-        self.engine.submit(request)
-        return request, events
-
     @staticmethod
     async def _events(request: EngineRequest, queue: asyncio.Queue, n: int,
                       http: Request | None) -> AsyncIterator[TextEvent]:
@@ -109,7 +100,7 @@ class EmbeddedServer:
         self._check_model(req.model)
         prompt_ids = self._chat_prompt(req)
         params = self._params(req, len(prompt_ids))
-        request, queue = self._start(prompt_ids, params, req.routing_stats)
+        request, queue = self.engine.submit_async(prompt_ids, params, req.routing_stats)
         rid, created = new_id("chatcmpl"), now()
         if req.stream:
             return self._sse(self._chat_stream(req, request, queue, http, rid, created, len(prompt_ids)))
@@ -166,7 +157,7 @@ class EmbeddedServer:
             raise ApiError(400, "a prompt is empty", param="prompt")
         if any(t < 0 or t >= self.tok.vocab_size for p in prompts for t in p if isinstance(t, int)):
             raise ApiError(400, f"prompt token ids must be in [0, {self.tok.vocab_size})", param="prompt")
-        started = [self._start(p, self._params(req, len(p))) for p in prompts]
+        started = [self.engine.submit_async(p, self._params(req, len(p))) for p in prompts]
         rid, created = new_id("cmpl"), now()
         prompt_tokens = sum(len(p) for p in prompts)
 

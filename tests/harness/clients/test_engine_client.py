@@ -1,17 +1,51 @@
-"""In-process client: requests gathered into batches, per-request sampling (seeds, stops) handed to
-the engine, reasoning/tool calls split, finish reasons and usage carried, engine failures become
-request errors. A recording fake stands in for model.generate; the real tiny model runs in
-test_runner's end-to-end test."""
+"""In-process client over the continuous-batching engine: on the tiny model its completions are
+the oracle loop's (model/generate.py, one request at a time) while many requests share the batch;
+per-request sampling is handed over; reasoning, tool calls, finish reasons and usage are carried;
+engine failures and cancellations stay with their request."""
 import asyncio
-import time
-from types import SimpleNamespace
 
 import pytest
 
-import m1bench.model.generate as gen_mod
-from m1bench.harness.core.client import RequestError
 from m1bench.harness.clients.engine import EngineClient
+from m1bench.harness.core.client import RequestError
+from m1bench.harness.core.m1_output import parse_output
 from m1bench.harness.core.types import Request, Sampling
+from m1bench.harness.engine.batching import EngineRequest, TextEvent
+
+
+def req(i, **kw):
+    return Request(messages=({"role": "user", "content": f"question {i}: what is {i} + {i}?"},),
+                   sampling=Sampling(**{"max_tokens": 6, "seed": i, **kw}), key=f"t/{i}")
+
+
+def run_all(client, requests):
+    async def go():
+        try:
+            return await asyncio.gather(*(client.complete(r) for r in requests), return_exceptions=True)
+        finally:
+            await client.aclose()
+    return asyncio.run(asyncio.wait_for(go(), timeout=120))
+
+
+def test_completions_are_the_oracle_loops_while_requests_share_the_batch(tiny_dir):
+    from m1bench.model.generate import SamplingParams, generate
+
+    requests = [req(i, temperature=0.0, max_tokens=4 + i) for i in range(5)]
+    requests += [req(10 + i, temperature=1.0, top_p=0.9) for i in range(3)]
+    client = EngineClient.from_checkpoint(str(tiny_dir), batch_size=3)
+    engine = client.engine
+    model, tok = engine.model, engine.tokenizer
+    outs = run_all(client, requests)
+    assert max(engine.batch_sizes) == 3  # rows were shared (and never more than the engine has)
+    for r, c in zip(requests, outs):
+        ids = tok.encode(tok.render_chat(list(r.messages), add_generation_prompt=True))
+        s = r.sampling
+        (g,) = generate(model, tok, [ids], [SamplingParams(max_new_tokens=s.max_tokens, temperature=s.temperature,
+                                                           top_p=s.top_p, top_k=s.top_k, seed=s.seed)])
+        want = parse_output(g.text)
+        assert (c.text, c.reasoning, c.finish_reason) == (want.content, want.reasoning, g.finish_reason), r.key
+        assert c.prompt_tokens == len(ids) and 1 <= c.completion_tokens <= s.max_tokens
+        assert c.ttft_s is not None and 0 < c.ttft_s <= c.total_s and c.token_times == sorted(c.token_times)
 
 
 class FakeTokenizer:
@@ -22,76 +56,59 @@ class FakeTokenizer:
         return [ord(c) for c in text]
 
 
-def req(i, **kw):
-    return Request(messages=({"role": "user", "content": f"q{i}"},), sampling=Sampling(max_tokens=5, seed=i, **kw),
-                   key=f"t/{i}")
+class ScriptedEngine:
+    """Answers each request with scripted text events (the engine's thread is not needed here)."""
+
+    def __init__(self, script):
+        self.tokenizer, self.script, self.requests = FakeTokenizer(), script, []
+
+    def submit_async(self, prompt_ids, params, routing=False):
+        events = asyncio.Queue()
+        handle = EngineRequest(prompt_ids, params, emit=events.put_nowait)
+        self.requests.append(handle)
+        for event in self.script(len(self.requests) - 1, params[0]):
+            events.put_nowait(event)
+        return handle, events
+
+    def shutdown(self):
+        pass
 
 
-def test_batches_and_conversions(monkeypatch):
-    batches = []
+def test_sampling_is_handed_over_and_outputs_are_split():
+    texts = {0: ("<think>hmm</think>4", "stop"), 1: ('<tool_calls>\n{"name": "f", "arguments": {}}\n</tool_calls>', "stop"),
+             2: ("abcde", "length")}
 
-    def fake_generate(model, tok, prompts, params, routing=None):
-        batches.append((prompts, params))
-        time.sleep(0.03)  # the prefill + decode time it reports below
-        outs = []
-        for p, sp in zip(prompts, params):
-            q = "".join(map(chr, p))
-            text = {"q0": "<think>hmm</think>4", "q1": '<tool_calls>\n{"name": "f", "arguments": {"x": 1}}\n</tool_calls>'}.get(q, "abcde")
-            outs.append(SimpleNamespace(token_ids=[1] * (3 if q != "q2" else 5), text=text,
-                                        finish_reason="length" if q == "q2" else "stop",
-                                        prompt_tokens=len(p), prefill_s=0.01, decode_s=0.02, routing=None))
-        return outs
+    def script(i, params):
+        text, finish = texts[i]
+        return [TextEvent(0, text[:3]), TextEvent(0, text[3:], finish, 5)]
 
-    monkeypatch.setattr(gen_mod, "generate", fake_generate)
-    client = EngineClient(model=None, tokenizer=FakeTokenizer(), model_id="fake", batch_size=2)
-
-    async def go():
-        try:
-            return await asyncio.gather(*(client.complete(req(i, stop=("\n",))) for i in range(5)))
-        finally:
-            await client.aclose()
-
-    outs = asyncio.run(go())
-    assert [len(p) for p, _ in batches] == [2, 2, 1]  # never more than batch_size at once
-    assert sorted(sp.seed for _, ps in batches for sp in ps) == [0, 1, 2, 3, 4]
-    assert all(sp.stop == ("\n",) and sp.max_new_tokens == 5 and sp.top_p == 0.95 for _, ps in batches for sp in ps)
+    engine = ScriptedEngine(script)
+    outs = run_all(EngineClient(engine, model_id="fake"), [req(i, stop=("\n",), top_p=0.95) for i in range(3)])
+    assert [r.params[0].seed for r in engine.requests] == [0, 1, 2]
+    assert all(r.params[0].stop == ("\n",) and r.params[0].max_new_tokens == 6 and r.params[0].top_p == 0.95
+               for r in engine.requests)
     assert (outs[0].reasoning, outs[0].text, outs[0].finish_reason) == ("hmm", "4", "stop")
     assert outs[1].tool_calls[0].name == "f" and outs[1].finish_reason == "tool_calls"
-    assert outs[2].truncated and outs[2].completion_tokens == 5 and outs[2].prompt_tokens == 2
-    assert all(o.ttft_s >= 0.01 and o.total_s >= o.ttft_s for o in outs)
+    assert outs[2].truncated and outs[2].completion_tokens == 5 and outs[2].prompt_tokens == len("question 2: what is 2 + 2?")
+    assert all(len(o.token_times) == 2 for o in outs)
 
 
-def test_engine_failure_is_a_request_error(monkeypatch):
-    def broken(model, tok, prompts, params, routing=None):
-        raise RuntimeError("CUDA out of memory")
-
-    monkeypatch.setattr(gen_mod, "generate", broken)
-    client = EngineClient(model=None, tokenizer=FakeTokenizer(), model_id="fake")
-
-    async def go():
-        try:
-            return await client.complete(req(0))
-        finally:
-            await client.aclose()
-
-    with pytest.raises(RequestError) as e:
-        asyncio.run(go())
-    assert e.value.kind == "engine" and "out of memory" in e.value.message
+def test_an_engine_failure_is_that_requests_error():
+    engine = ScriptedEngine(lambda i, p: [TextEvent(0, "", "error: RuntimeError: CUDA out of memory")] if i == 0
+                            else [TextEvent(0, "fine", "stop", 1)])
+    outs = run_all(EngineClient(engine, model_id="fake"), [req(0), req(1)])
+    assert isinstance(outs[0], RequestError) and outs[0].kind == "engine" and "out of memory" in outs[0].message
+    assert outs[1].text == "fine"
 
 
-def test_a_result_that_cannot_be_converted_errors_instead_of_hanging(monkeypatch):
-    def broken_output(model, tok, prompts, params, routing=None):
-        return [SimpleNamespace(text=None) for _ in prompts]  # no fields: conversion raises
-
-    monkeypatch.setattr(gen_mod, "generate", broken_output)
-    client = EngineClient(model=None, tokenizer=FakeTokenizer(), model_id="fake", batch_size=2)
+def test_a_cancelled_request_is_cancelled_in_the_engine():
+    engine = ScriptedEngine(lambda i, p: [TextEvent(0, "still thinking")])  # never finishes
 
     async def go():
-        try:
-            return await asyncio.wait_for(asyncio.gather(*(client.complete(req(i)) for i in range(3)),
-                                                         return_exceptions=True), timeout=10)
-        finally:
-            await client.aclose()
-
-    outs = asyncio.run(go())
-    assert all(isinstance(o, RequestError) and o.kind == "engine" for o in outs)
+        task = asyncio.ensure_future(EngineClient(engine, model_id="fake").complete(req(0)))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(go())
+    assert engine.requests[0].cancelled.is_set()

@@ -13,8 +13,8 @@ import pytest
 import torch
 import uvicorn
 
-from m1bench.harness.engine.batching import Engine, EngineRequest, TextEvent
 from m1bench.harness.core.m1_output import M1OutputParser, parse_output
+from m1bench.harness.engine.batching import Engine, EngineRequest, TextEvent
 from m1bench.harness.serve.server import EmbeddedServer, create_app
 from m1bench.model.checkpoint import load_model
 from m1bench.model.generate import SamplingParams, generate
@@ -117,6 +117,8 @@ def test_engine_stop_strings_and_seeded_samples(tiny):
 # ---- HTTP ---------------------------------------------------------------------------------------
 class ScriptedEngine:
     """Answers every sample with a fixed M1 output in random-sized pieces (for parsing through HTTP)."""
+
+    submit_async = Engine.submit_async  # the engine's own bridge to the event loop, over this submit
 
     def __init__(self, text: str):
         self.text = text
