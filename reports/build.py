@@ -13,8 +13,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from m1bench.harness.core.records import RecordsError, read_records
 from m1bench.harness.core.provenance import hardware, package_versions, python_info
+from m1bench.harness.core.records import RecordsError, read_records
 from m1bench.reports.schema import SCHEMA_VERSION
 
 # Options every suite takes (suites/base.py COMMON_OPTIONS); the rest are the suite's own.

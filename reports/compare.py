@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from m1bench.harness.core.metrics import per_item as registry_per_item, per_item_from_counts
+from m1bench.harness.core.metrics import per_item as registry_per_item
+from m1bench.harness.core.metrics import per_item_from_counts
 from m1bench.harness.core.types import Score
 from m1bench.reports.load import LoadedReport
 from m1bench.reports.stats import paired_test

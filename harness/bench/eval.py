@@ -20,11 +20,11 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from m1bench.harness.core.provenance import environment
 from unittest.mock import patch
 
 from rich.console import Console
+
+from m1bench.harness.core.provenance import environment
 
 OUT_DIR = Path("reports/bench")
 ANSWER = "The answer is \\boxed{7}."
@@ -52,12 +52,12 @@ def _env() -> dict:
 
 
 def bench_runner(problems: int, samples: int, concurrency: int) -> dict:
-    from m1bench.harness.eval.config import validate
+    from m1bench.harness.bench.zero_stub import StubProcess
     from m1bench.harness.clients.openai_compat import OpenAIClient
     from m1bench.harness.core.records import RecordStore
+    from m1bench.harness.eval.config import validate
     from m1bench.harness.eval.runner import Runner
     from m1bench.harness.serve.launcher import free_port
-    from m1bench.harness.bench.zero_stub import StubProcess
 
     # the runs' reports go to the temp dir, not ./reports
     with tempfile.TemporaryDirectory() as d, patch.dict(os.environ, {"M1BENCH_REPORTS_DIR": str(Path(d) / "reports")}):

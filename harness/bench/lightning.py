@@ -15,13 +15,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from m1bench.harness.core.provenance import environment
-
 import torch
 import torch.nn.functional as F
 
-from m1bench.model.config import alibi_slopes
+from m1bench.harness.core.provenance import environment
 from m1bench.kernels.lightning import naive as reference
+from m1bench.model.config import alibi_slopes
 
 H, D, LAYERS = 64, 128, 80  # M1: 64 heads of 128, 80 layers (70 lightning)
 GOALS = {"prefill_speedup_vs_fla": 1.3, "decode_b1_us": 20.0, "decode_b64_over_floor": 1.5,
@@ -104,8 +103,8 @@ def ceilings():
 
 def accuracy(fla):
     """Rows {dtype, o, state, err = max(o, state)}; our outputs are poisoned before every call."""
-    from m1bench.kernels.lightning.recurrent import lightning_decode
     from m1bench.kernels.lightning.chunk import lightning_prefill
+    from m1bench.kernels.lightning.recurrent import lightning_decode
     out = {}
     for dtype, T, oracle in [(torch.bfloat16, 4096, "recurrent"), (torch.float16, 4096, "recurrent"),
                              (torch.float32, 4096, "recurrent"), (torch.bfloat16, 16384, "blocked")]:
@@ -241,8 +240,8 @@ def decode(fla, floor_GBps, l2_bytes, progress):
 
 def load_fla():
     try:
-        from fla.ops.simple_gla import chunk_simple_gla, fused_recurrent_simple_gla
         import fla
+        from fla.ops.simple_gla import chunk_simple_gla, fused_recurrent_simple_gla
         return {"chunk": chunk_simple_gla, "recurrent": fused_recurrent_simple_gla, "version": fla.__version__}
     except ImportError as e:
         print(f"flash-linear-attention not importable ({e}); its columns are left out")

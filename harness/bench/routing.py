@@ -8,12 +8,11 @@ import statistics
 import time
 from pathlib import Path
 
-from m1bench.harness.core.provenance import environment
-
 import torch
 from rich.console import Console
 from rich.table import Table
 
+from m1bench.harness.core.provenance import environment
 from m1bench.model.checkpoint import load_model
 from m1bench.model.generate import SamplingParams, generate
 from m1bench.model.tiny import ensure_tiny

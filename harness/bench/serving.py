@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-from m1bench.harness.core.provenance import environment
-
 from rich.console import Console
 from rich.table import Table
+
+from m1bench.harness.core.provenance import environment
 
 console = Console(stderr=True)
 
@@ -73,10 +73,10 @@ def client_overhead(n: int = 4000, concurrency: int = 64, repeats: int = 5) -> d
     layers cost. The stub is measured alone too, so it is known not to be the bottleneck."""
     import aiohttp
 
+    from m1bench.harness.bench.zero_stub import StubProcess, stub_capacity
     from m1bench.harness.clients.openai_compat import OpenAIClient
     from m1bench.harness.core.types import Request, Sampling
     from m1bench.harness.serve.launcher import free_port
-    from m1bench.harness.bench.zero_stub import StubProcess, stub_capacity
 
     def harness_client(url):
         client = OpenAIClient([url], model="stub", timeout_s=30, max_retries=0)

@@ -9,9 +9,9 @@ DEMO_PROMPT = "What is the sum of the first 10 positive integers? Put the answer
 
 
 def cmd_demo(args):
-    from m1bench.model.config import M1Config
     from m1bench.harness.cli import build_parser
     from m1bench.harness.cli.run import cmd_run
+    from m1bench.model.config import M1Config
     path = resolve_model(args.model)
     console.print(f"checkpoint: {path}")
     print_facts(f"model facts ({path.name})", model_facts(M1Config.load(path)))

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from m1bench.harness.profile import flops as F
 from m1bench.harness.core.provenance import environment, provenance_line
+from m1bench.harness.profile import flops as F
 from m1bench.harness.profile.spec import NAMED, load_spec
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable in logs
@@ -136,11 +136,10 @@ def cmd_flops(args):
 # ---- count -----------------------------------------------------------------------------------------
 
 def cmd_count(args):
-    from m1bench.model.m1 import M1ForCausalLM
-    from m1bench.model.presets import preset
-
     from m1bench.harness.profile.counted import count_generation
     from m1bench.harness.profile.spec import m1_twin_config
+    from m1bench.model.m1 import M1ForCausalLM
+    from m1bench.model.presets import preset
     torch.manual_seed(args.seed)
     configs = {args.preset: preset(args.preset)}
     if args.twin:
@@ -198,9 +197,8 @@ def _fold_kernel_bench(paths: list[str]) -> list[dict]:
 
 
 def cmd_latency(args):
-    from m1bench.model.presets import preset
-
     from m1bench.harness.profile.latency import DTYPES, build_pair, kernel_latency, model_latency
+    from m1bench.model.presets import preset
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     env = environment(device)
@@ -326,8 +324,8 @@ def _speedups(results: dict) -> list[dict]:
 # ---- server ----------------------------------------------------------------------------------------
 
 def cmd_server(args):
-    from m1bench.harness.profile.server import profile_server
     from m1bench.harness.bench.stub_server import StubServer
+    from m1bench.harness.profile.server import profile_server
     if not args.endpoint and not args.stub:
         raise SystemExit("m1bench profile server: give --endpoint URL (an OpenAI-compatible /v1 base) or --stub")
     levels = len(args.prompt_words) * len(args.concurrency)

@@ -13,8 +13,8 @@ from typing import Any
 
 from rich.console import Console
 
-from m1bench.harness.eval.config import ConfigError, load_config, merge
 from m1bench.harness.core.records import RecordsError
+from m1bench.harness.eval.config import ConfigError, load_config, merge
 from m1bench.suites.source import DataError
 
 

@@ -31,10 +31,10 @@ def build_embedded(model_dir: Path, dtype: str, device: str, max_batch_size: int
     """Load the checkpoint and return (FastAPI app, EmbeddedServer)."""
     import torch
 
-    from m1bench.model.checkpoint import load_model
-    from m1bench.model.tokenizer import load_tokenizer
     from m1bench.harness.engine.batching import Engine
     from m1bench.harness.serve.server import EmbeddedServer, create_app
+    from m1bench.model.checkpoint import load_model
+    from m1bench.model.tokenizer import load_tokenizer
     torch_dtype = torch.float32 if dtype == "auto" else getattr(torch, dtype)
     model, tok = load_model(model_dir, torch_dtype, device), load_tokenizer(model_dir)
     limit = max_model_len or min(model.config.max_position_embeddings, 32768)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from m1bench.harness.core.client import Client
 from m1bench.harness.clients.engine import EngineClient
 from m1bench.harness.clients.openai_compat import OpenAIClient
+from m1bench.harness.core.client import Client
 
 
 def make_client(model_cfg: Any) -> Client:

@@ -27,9 +27,9 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
+from m1bench.harness.clients.sse import SSEParser
 from m1bench.harness.core.client import RequestError
 from m1bench.harness.core.m1_output import parse_output
-from m1bench.harness.clients.sse import SSEParser
 from m1bench.harness.core.types import Completion, Request, ToolCall
 
 _RETRY_STATUS = {408, 409, 429}

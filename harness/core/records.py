@@ -9,24 +9,46 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TypedDict
 
 from m1bench.harness.core.files import iter_jsonl
 from m1bench.harness.core.types import sample_seed
+
+
+class Record(TypedDict, total=False):
+    """One line of records.jsonl: one sample of one request, as the runner writes it. `request`,
+    `completion` and `score` are Request.to_dict(), Completion.to_record() and Score.to_record()
+    (rebuild them with Completion.from_record / Score.from_record); the latest record of a hash wins."""
+
+    hash: str  # Request.hash(model_id): the cache key
+    suite: str
+    suite_version: str
+    problem_id: str
+    sample: int
+    model_id: str
+    status: str  # "ok" | "error"
+    time: str  # ISO 8601, UTC
+    request: dict[str, Any]
+    completion: dict[str, Any] | None
+    grader: str
+    score: dict[str, Any] | None
+    grade_error: str | None  # the grader crashed: an error of its own, not a wrong answer
+    error: dict[str, Any] | None  # {kind, message, attempts} of a request that got no completion
+    regraded: bool
 
 
 class RecordsError(ValueError):
     pass
 
 
-def read_records(path: Path) -> Iterator[dict[str, Any]]:
+def read_records(path: Path) -> Iterator[Record]:
     """The records of a file, read-only. A partial last line (a crash mid-write) is skipped; a
     malformed line anywhere else is an error naming the file and line."""
     for _, rec in iter_jsonl(path, RecordsError, partial_tail=True):
         yield rec
 
 
-def select_records(results: dict[str, Any], records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def select_records(results: dict[str, Any], records: Iterable[Record]) -> list[Record]:
     """The records that belong to a run's results.json when the runner did not hand them over (a
     records file is a cache shared by every run into that directory): same model, suite version,
     sampling and per-sample seed as the results' config, a sample index below k, a problem the
@@ -82,10 +104,10 @@ class RecordStore:
             os.fsync(f.fileno())
         self.dropped_partial_line = True
 
-    def read(self) -> Iterator[dict[str, Any]]:
+    def read(self) -> Iterator[Record]:
         return read_records(self.path)
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: Record) -> None:
         self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._fh.flush()
         os.fsync(self._fh.fileno())

@@ -16,14 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from m1bench.harness.core.provenance import code_version, hardware, package_versions
-from m1bench.harness.eval.config import RunConfig
+from m1bench.harness.core.records import Record
 from m1bench.harness.core.types import Score
+from m1bench.harness.eval.config import RunConfig
 from m1bench.harness.eval.plan import Planned
 from m1bench.model.routing import aggregate as aggregate_routing
 from m1bench.suites.base import Suite
 
 SCHEMA_VERSION = 1
-Records = dict[str, dict[str, Any]]  # request hash -> the latest record of that request
+Records = dict[str, Record]  # request hash -> the latest record of that request
 
 
 def _mean(xs: list[float]) -> float | None:

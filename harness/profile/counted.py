@@ -17,11 +17,10 @@ from torch import nn
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from m1bench.kernels import lightning as lightning_entry
-from m1bench.model import cache as cache_module
-
 from m1bench.harness.profile.flops import decode_flops, prefill_flops
 from m1bench.harness.profile.spec import from_m1_config
+from m1bench.kernels import lightning as lightning_entry
+from m1bench.model import cache as cache_module
 
 # Comparison groups: counted component -> analytic components it should equal.
 GROUPS = {

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from m1bench.harness.profile.spec import ArchSpec, Attention, FFN
+from m1bench.harness.profile.spec import FFN, ArchSpec, Attention
 
 COMPONENTS = ("attn_proj", "attn_scores", "attn_values", "lightning_intra", "lightning_inter",
               "lightning_state", "router", "experts", "dense_ffn", "lm_head")

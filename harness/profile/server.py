@@ -13,9 +13,8 @@ import statistics
 import time
 from typing import Callable
 
-
-from m1bench.harness.core.client import RequestError
 from m1bench.harness.clients.openai_compat import OpenAIClient
+from m1bench.harness.core.client import RequestError
 from m1bench.harness.core.types import Request, Sampling, tpot
 
 # Common short English words: about one token each in the usual BPE vocabularies.

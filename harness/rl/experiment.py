@@ -31,7 +31,12 @@ from rich.table import Table
 
 from m1bench.harness.core.provenance import environment, provenance_line
 from m1bench.harness.rl.objectives import (
-    PolicyLoss, cispo_loss, dapo_loss, group_advantages, grpo_loss, informative_groups,
+    PolicyLoss,
+    cispo_loss,
+    dapo_loss,
+    group_advantages,
+    grpo_loss,
+    informative_groups,
 )
 from m1bench.harness.rl.rollout import Sequences, pack, sample_groups, token_logprobs
 from m1bench.harness.rl.task import Problem, addition_problems, reward

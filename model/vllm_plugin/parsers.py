@@ -4,8 +4,14 @@ the model; the tool parser is m1bench's M1 output parser, the one the embedded s
 """
 from collections.abc import Sequence
 
-from vllm.entrypoints.generate.base.protocol import (DeltaFunctionCall, DeltaMessage, DeltaToolCall,
-                                                     ExtractedToolCallInformation, FunctionCall, ToolCall)
+from vllm.entrypoints.generate.base.protocol import (
+    DeltaFunctionCall,
+    DeltaMessage,
+    DeltaToolCall,
+    ExtractedToolCallInformation,
+    FunctionCall,
+    ToolCall,
+)
 from vllm.reasoning.basic_parsers import BaseThinkingReasoningParser
 from vllm.tool_parsers.abstract_tool_parser import ToolParser
 

@@ -20,11 +20,16 @@ from m1bench.suites import register
 from m1bench.suites.base import Option, Problem
 from m1bench.suites.mrcr.data import Selection, build_problems, iter_rows
 from m1bench.suites.mrcr.generator import (
-    GENERATOR_VERSION, MEASURES, MIN_TARGET, Measure, generate_file, specs_for,
+    GENERATOR_VERSION,
+    MEASURES,
+    MIN_TARGET,
+    Measure,
+    generate_file,
+    specs_for,
 )
 from m1bench.suites.mrcr.grading import Aggregate, length_label
-from m1bench.suites.mrcr.tokens import O200K, ModelCounter, load_model_counter, load_o200k
 from m1bench.suites.mrcr.openai_mrcr import MRCRSuiteBase, _int_list, context_window, window_counter
+from m1bench.suites.mrcr.tokens import O200K, ModelCounter, load_model_counter, load_o200k
 from m1bench.suites.source import DataError
 
 

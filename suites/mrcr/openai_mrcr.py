@@ -22,10 +22,22 @@ from m1bench.suites import register
 from m1bench.suites.base import Option, Problem, Suite
 from m1bench.suites.mrcr.data import CountCache, Selection, build_problems, counter_key, iter_rows
 from m1bench.suites.mrcr.grading import (
-    ALL_LABELS, BIN_LABELS, GRADER, Aggregate, bin_label, bin_range, breakdown, grade, paper_aggregates,
+    ALL_LABELS,
+    BIN_LABELS,
+    GRADER,
+    Aggregate,
+    bin_label,
+    bin_range,
+    breakdown,
+    grade,
+    paper_aggregates,
 )
 from m1bench.suites.mrcr.tokens import (
-    ModelCounter, bin_counter, count, load_model_counter, model_context_window,
+    ModelCounter,
+    bin_counter,
+    count,
+    load_model_counter,
+    model_context_window,
 )
 from m1bench.suites.source import DataError
 

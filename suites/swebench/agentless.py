@@ -26,7 +26,12 @@ from m1bench.harness.core.client import Client
 from m1bench.harness.core.types import Completion, Request
 from m1bench.suites.base import sub_seed
 from m1bench.suites.swebench.code import (
-    excerpt, render_skeleton, render_tree, source_files, source_lines, spans_for,
+    excerpt,
+    render_skeleton,
+    render_tree,
+    source_files,
+    source_lines,
+    spans_for,
 )
 from m1bench.suites.swebench.edits import build_candidate, select
 from m1bench.suites.swebench.repo import Snapshot

@@ -150,8 +150,13 @@ def _files_in(patch: str) -> list[str]:
 
 
 def local_script(test_cmd: str, reset_files: list[str], new_files: list[str], python_bin: str) -> str:
-    from swebench.harness.constants import (APPLY_PATCH_FAIL, APPLY_PATCH_PASS, END_TEST_OUTPUT,
-                                            START_TEST_OUTPUT, TEST_EXIT_CODE)
+    from swebench.harness.constants import (
+        APPLY_PATCH_FAIL,
+        APPLY_PATCH_PASS,
+        END_TEST_OUTPUT,
+        START_TEST_OUTPUT,
+        TEST_EXIT_CODE,
+    )
     from swebench.harness.run_evaluation import GIT_APPLY_CMDS
 
     git = "git -c user.name=m1bench -c user.email=m1bench@localhost"

@@ -26,8 +26,8 @@ from typing import Any
 
 from m1bench.harness.core.client import Client
 from m1bench.harness.core.types import Completion, Request, ToolCall
-from m1bench.suites.tau.env import RESPOND, Domain, UserRelay, reward_info
 from m1bench.suites.base import sub_seed
+from m1bench.suites.tau.env import RESPOND, Domain, UserRelay, reward_info
 from m1bench.suites.tau.user import UserSimulator
 
 # The general system prompt the M1 paper used for TAU-bench (MiniMax-M1 README), ahead of the domain policy.

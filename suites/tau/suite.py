@@ -18,7 +18,11 @@ from m1bench.suites.source import DataError
 from m1bench.suites.tau.agent import agent_system_prompt, replay, run_episode
 from m1bench.suites.tau.env import SUCCESS_MIN, Domain, local_domain, tau_bench_domain
 from m1bench.suites.tau.user import (
-    SAME_AS_AGENT, UserSimulator, check_user_endpoint, default_user_prompt, make_user_client,
+    SAME_AS_AGENT,
+    UserSimulator,
+    check_user_endpoint,
+    default_user_prompt,
+    make_user_client,
 )
 
 _OPTIONS: dict[str, Option] = {

@@ -7,7 +7,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from m1bench.model.checkpoint import (
-    INDEX, CheckpointError, load_model, save_checkpoint, to_transformers_state_dict,
+    INDEX,
+    CheckpointError,
+    load_model,
+    save_checkpoint,
+    to_transformers_state_dict,
 )
 from m1bench.model.config import ConfigError, M1Config, to_transformers_dict
 from m1bench.model.m1 import M1ForCausalLM

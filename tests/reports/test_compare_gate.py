@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from m1bench.harness.bench.gate_model import gate_problems, perturb
 from m1bench.harness.cli import main as cli_main
 from m1bench.model.identity import checkpoint_hash
-from m1bench.harness.bench.gate_model import gate_problems, perturb
 from m1bench.reports.load import load_report
 from m1bench.reports.write import write_report
 from tests.support import REPO

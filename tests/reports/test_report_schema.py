@@ -14,8 +14,8 @@ from m1bench.harness.cli import main as cli_main
 from m1bench.reports import schema
 from m1bench.reports.load import load_report, read_samples
 from m1bench.reports.schema import SCHEMA_VERSION, ReportError, check, check_report, upgrade
-from tests.support.crafted_runs import crafted_report, make_run, rates
 from tests.support import REPO
+from tests.support.crafted_runs import crafted_report, make_run, rates
 
 PROVENANCE = {
     "top": ["run_id", "created", "m1bench", "python", "packages", "hardware", "engine", "model", "run", "suites",

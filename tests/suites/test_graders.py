@@ -6,17 +6,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from m1bench.harness.core.metrics import bootstrap_ci, majority, pass_at_k, summarize
-from m1bench.harness.core.types import Score
 from m1bench.harness.core.m1_output import parse_output, split_reasoning
+from m1bench.harness.core.metrics import bootstrap_ci, majority, pass_at_k, summarize
 from m1bench.harness.core.sandbox import Limits, Sandbox
-from m1bench.harness.core.types import Completion
+from m1bench.harness.core.types import Completion, Score
 from m1bench.suites import get_suite
 from m1bench.suites.aime.suite import grade_math
 from m1bench.suites.livecodebench.grading import run_tests, stdout_matches
 from m1bench.suites.livecodebench.suite import decode_tests, extract_code, release_files
 from m1bench.suites.source import DataError, load_rows
-
 from tests.support.fixtures.lcb_fixture import SOLUTIONS, call_test, encode_private, rows, stdin_test
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from m1bench.harness.core.metrics import summarize
-from m1bench.harness.core.types import Score
-from m1bench.harness.core.types import sample_seed
+from m1bench.harness.core.types import Score, sample_seed
 
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 

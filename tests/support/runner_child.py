@@ -6,10 +6,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: `tests` is a package
 
-from m1bench.harness.eval.config import load_config  # noqa: E402
-from m1bench.harness.eval.runner import Runner  # noqa: E402
 from rich.console import Console  # noqa: E402
 
+from m1bench.harness.eval.config import load_config  # noqa: E402
+from m1bench.harness.eval.runner import Runner  # noqa: E402
 from tests.support.scripted_client import ScriptedClient, even_right  # noqa: E402
 
 

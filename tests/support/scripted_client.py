@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable
 
 from m1bench.harness.core.types import Completion, Request
-
 from tests.support.fixtures.lcb_fixture import SOLUTIONS, rows
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"

@@ -2,9 +2,9 @@
 split across reads or pipelined in one write, and a clear refusal of what it does not read."""
 import asyncio
 
-from m1bench.harness.serve.launcher import free_port
 from m1bench.harness.bench.zero_stub import StubProcess, _Connection, sse_response, stub_capacity
 from m1bench.harness.clients.sse import SSEParser
+from m1bench.harness.serve.launcher import free_port
 
 
 def _post(body: bytes) -> bytes:

@@ -5,11 +5,10 @@ import json
 
 import pytest
 
-from m1bench.harness.core.client import RequestError
-from m1bench.harness.clients.openai_compat import OpenAIClient
-from m1bench.harness.core.types import Request, Sampling
-
 from m1bench.harness.bench.stub_server import StubServer
+from m1bench.harness.clients.openai_compat import OpenAIClient
+from m1bench.harness.core.client import RequestError
+from m1bench.harness.core.types import Request, Sampling
 from tests.support import dead_url
 
 REQ = Request(messages=({"role": "user", "content": "hi there"},), sampling=Sampling(max_tokens=16, seed=3, top_k=5))

@@ -6,12 +6,11 @@ import json
 
 import pytest
 
-from m1bench.harness.core.client import RequestError
-from m1bench.harness.clients.openai_compat import OpenAIClient
-from m1bench.harness.bench.zero_stub import _Connection, sse_response
-from m1bench.harness.core.types import Request, Sampling
-
 from m1bench.harness.bench.stub_server import StubServer
+from m1bench.harness.bench.zero_stub import _Connection, sse_response
+from m1bench.harness.clients.openai_compat import OpenAIClient
+from m1bench.harness.core.client import RequestError
+from m1bench.harness.core.types import Request, Sampling
 
 REQ = Request(messages=({"role": "user", "content": "hi"},), sampling=Sampling(max_tokens=8))
 

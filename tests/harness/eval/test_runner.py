@@ -13,13 +13,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from m1bench.harness.bench.stub_server import StubServer
 from m1bench.harness.cli import main as cli_main
 from m1bench.harness.core.client import RequestError
 from m1bench.harness.eval.config import ConfigError, load_config, validate
 from m1bench.harness.eval.runner import Runner
 from m1bench.suites.source import DataError
-
-from m1bench.harness.bench.stub_server import StubServer
 from tests.support.scripted_client import ScriptedClient, demo_answers, even_right, sample_of
 
 CHILD = Path(__file__).resolve().parents[2] / "support" / "runner_child.py"

@@ -6,10 +6,10 @@ import socket
 import pytest
 import torch
 
+from m1bench.harness.bench.stub_server import StubServer
 from m1bench.harness.cli import main
 from m1bench.harness.profile.latency import build_pair, stats
 from m1bench.harness.profile.server import profile_server
-from m1bench.harness.bench.stub_server import StubServer
 from m1bench.model.presets import preset
 
 

@@ -8,7 +8,12 @@ import torch
 from m1bench.harness.profile import flops as F
 from m1bench.harness.profile.counted import GROUPS, count_generation
 from m1bench.harness.profile.spec import (
-    SpecError, load_spec, m1_twin_config, softmax_twin, spec_from_config, load_config,
+    SpecError,
+    load_config,
+    load_spec,
+    m1_twin_config,
+    softmax_twin,
+    spec_from_config,
 )
 from m1bench.model.config import M1Config, every_nth_softmax
 from m1bench.model.m1 import M1ForCausalLM

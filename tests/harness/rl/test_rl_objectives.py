@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from m1bench.harness.rl.objectives import (
-    cispo_loss, dapo_loss, group_advantages, grpo_loss, informative_groups, unified_loss,
+    cispo_loss,
+    dapo_loss,
+    group_advantages,
+    grpo_loss,
+    informative_groups,
+    unified_loss,
 )
 
 A = 2 ** -0.5

@@ -9,8 +9,8 @@ from collections import Counter
 import pytest
 
 from m1bench.harness.bench.stub_server import StubServer
-from m1bench.harness.core.client import RequestError
 from m1bench.harness.clients.openai_compat import OpenAIClient
+from m1bench.harness.core.client import RequestError
 from m1bench.harness.core.types import Request, Sampling
 
 CLIENT_TIMEOUT_S = 1.0

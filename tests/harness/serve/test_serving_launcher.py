@@ -64,8 +64,8 @@ def test_server_config_errors_name_the_key():
 def test_run_against_a_server_started_for_it(tmp_path, capsys):
     """`m1bench run --serve embedded` starts the embedded server in a child process, the runner and
     OpenAI client run a suite against it, and the server is gone afterwards."""
-    from m1bench.harness.cli.run import cmd_run
     from m1bench.harness.cli import build_parser
+    from m1bench.harness.cli.run import cmd_run
     data = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "suites", "aime", "demo.jsonl"))
     args = build_parser().parse_args(["run", "--serve", "embedded", "--model", "tiny", "--suite", "aime2024",
                                       "--data", f"aime2024={data}", "--limit", "2", "--samples", "2",

@@ -12,7 +12,6 @@ pytest.importorskip("lm_eval")
 
 from m1bench.harness.eval.config import validate  # noqa: E402
 from m1bench.harness.eval.runner import Runner  # noqa: E402
-
 from tests.support.scripted_client import ScriptedClient  # noqa: E402
 
 DOCS = [{"a": a, "b": b, "answer": str(a + b)} for a, b in [(2, 3), (4, 4), (7, 1), (6, 5), (1, 9), (8, 2)]]
@@ -99,8 +98,8 @@ def test_loglikelihood_tasks_are_refused_clearly():
 
 def _run_against(stub_answer, task_dir, out, reports):
     """`m1bench run` of the lm-eval task against an endpoint that answers `stub_answer(a, b)`; the report's path."""
-    from m1bench.harness.cli import main as cli_main
     from m1bench.harness.bench.stub_server import StubServer
+    from m1bench.harness.cli import main as cli_main
 
     def responder(body):
         a, b = map(int, re.search(r"What is (\d+) \+ (\d+)", body["messages"][-1]["content"]).groups())

@@ -7,7 +7,14 @@ from m1bench.harness.core.m1_output import split_reasoning
 from m1bench.harness.core.types import Completion
 from m1bench.suites.base import Problem
 from m1bench.suites.mrcr.grading import (
-    ABOVE, BELOW, BIN_LABELS, bin_label, bin_range, breakdown, grade, paper_aggregates,
+    ABOVE,
+    BELOW,
+    BIN_LABELS,
+    bin_label,
+    bin_range,
+    breakdown,
+    grade,
+    paper_aggregates,
 )
 from m1bench.suites.mrcr.openai_mrcr import score_sample
 from tests.support import FIXTURES

@@ -8,14 +8,13 @@ import pytest
 from rich.console import Console
 
 from m1bench.harness.cli import main as cli_main
-from m1bench.harness.eval.config import validate
 from m1bench.harness.core.m1_output import split_reasoning
-from m1bench.harness.eval.runner import Runner
 from m1bench.harness.core.types import Completion
+from m1bench.harness.eval.config import validate
+from m1bench.harness.eval.runner import Runner
 from m1bench.suites.mrcr import report as mrcr_report
 from m1bench.suites.mrcr.grading import grade
 from m1bench.suites.mrcr.tokens import load_o200k
-
 from tests.support.fixtures.mrcr.layout import generated_row, short_row, write_layout
 
 
@@ -191,8 +190,8 @@ def test_m1bench_run_reports_the_mean_mrcr_grade(home, tmp_path, monkeypatch):
     the records, results.json and report.json all carry the grade of the answer given."""
     import pyarrow.parquet as pq
 
-    from tests.support import REPO
     from m1bench.harness.bench.stub_server import StubServer
+    from tests.support import REPO
 
     data = REPO.parent / "shared" / "realdata" / "openai_mrcr"
     if not data.is_dir():

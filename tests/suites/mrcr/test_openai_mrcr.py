@@ -124,8 +124,9 @@ def test_o200k_file_is_tiktokens_own(tmp_path, monkeypatch):
 
     data = mrcr_tokens.bundled_o200k_bytes()
     assert hashlib.sha256(data).hexdigest() == mrcr_tokens.O200K_SHA256
-    import tiktoken_ext.openai_public as public
     import inspect
+
+    import tiktoken_ext.openai_public as public
 
     assert mrcr_tokens.O200K_SHA256 in inspect.getsource(public.o200k_base)
     enc = mrcr_tokens.load_o200k()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from m1bench.harness.core.types import Completion
 from m1bench.harness.eval.config import validate
 from m1bench.harness.eval.runner import Runner
-from m1bench.harness.core.types import Completion
 from m1bench.suites.source import DataError
 from m1bench.suites.swebench.agentless import parse_files, parse_locations
 from m1bench.suites.swebench.code import elements, excerpt, render_skeleton, render_tree, spans_for
@@ -282,9 +282,10 @@ def test_docker_absent_fails_clearly_before_any_request(instance, monkeypatch):
 def test_docker_mode_runs_the_harness_and_reads_its_report(instance, monkeypatch):
     """The harness is faked (no Docker here): it grades the way run_instance does, from a log in its
     format, and writes report.json / run_instance.log where the real one does."""
-    import m1bench.suites.swebench.evaluate as ev
     from swebench.harness.constants import APPLY_PATCH_FAIL
     from swebench.harness.grading import get_eval_report
+
+    import m1bench.suites.swebench.evaluate as ev
 
     calls = []
     row = {**instance["row"], "image": "img", "log_parser": "parse_log_pytest", "eval_type": "pass_and_fail",

@@ -10,17 +10,16 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from m1bench.harness.bench.stub_server import StubServer
 from m1bench.harness.core.client import RequestError
+from m1bench.harness.core.types import Completion, ToolCall
 from m1bench.harness.eval.config import validate
 from m1bench.harness.eval.runner import Runner
-from m1bench.harness.core.types import Completion, ToolCall
 from m1bench.suites.source import DataError
 from m1bench.suites.tau.agent import M1_SYSTEM_PROMPT
 from m1bench.suites.tau.env import STOP_TOKEN
-
-from tests.support.fixtures.tau.shop_domain import TASKS, TOOLS, WIKI
-from m1bench.harness.bench.stub_server import StubServer
 from tests.support import FIXTURES
+from tests.support.fixtures.tau.shop_domain import TASKS, TOOLS, WIKI
 
 TAU = FIXTURES / "tau"
 SHOP = TAU / "shop_domain.py"
