@@ -21,7 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from m1bench.harness.clients import make_client
 from m1bench.harness.core.client import Client, RequestError
-from m1bench.harness.core.records import RecordStore
+from m1bench.harness.core.records import Record, RecordStore
+from m1bench.harness.core.secrets import Redactor
 from m1bench.harness.core.types import Completion, Request, Score, sample_seed
 from m1bench.harness.eval.config import RunConfig
 from m1bench.harness.eval.plan import Planned, plan_suite
@@ -37,8 +38,10 @@ class Runner:
         self.client = client
         self.out_dir = cfg.output_dir
         self.suites: dict[str, Suite] = {name: get_suite(name) for name in cfg.suites}
-        self.records: dict[str, dict[str, Any]] = {}  # hash -> latest record
-        self.stats = defaultdict(lambda: {"sent": 0, "reused": 0, "regraded": 0})
+        self.records: dict[str, Record] = {}  # hash -> latest record
+        self.stats = defaultdict(lambda: {"sent": 0, "reused": 0, "regraded": 0, "secrets_redacted": 0})
+        # what a record says never carries a secret of this process (or the endpoint's key)
+        self.redactor = Redactor.from_environ(extra_names=(cfg.model.api_key_env,))
         self.external_results: dict[str, dict[str, Any]] = {}
         self.plans: dict[str, list[Planned]] = {}
         self._grade_slots = asyncio.Semaphore(4)
@@ -46,7 +49,7 @@ class Runner:
     # ---- records -------------------------------------------------------------------------
     def _record(self, item: Planned, completion: Completion | None,
                 score: Score | None, grade_error: str | None, error: RequestError | None, regraded: bool = False) -> None:
-        rec = {
+        rec: Record = {
             "hash": item.hash, "suite": item.suite, "suite_version": self.suites[item.suite].version,
             "problem_id": item.problem.id, "sample": item.sample, "model_id": self.client.model_id,
             "status": "error" if error else "ok", "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -59,6 +62,8 @@ class Runner:
         }
         if regraded:
             rec["regraded"] = True
+        rec, redacted = self.redactor.scrub(rec)
+        self.stats[item.suite]["secrets_redacted"] += redacted
         self.store.append(rec)
         self.records[item.hash] = rec
 
@@ -113,7 +118,7 @@ class Runner:
         print_summary(results, self.console)
         return results
 
-    def run_records(self) -> list[dict[str, Any]]:
+    def run_records(self) -> list[Record]:
         """The latest record of every planned sample, in plan order (what the run's report shows)."""
         return [self.records[it.hash] for items in self.plans.values() for it in items if it.hash in self.records]
 
@@ -124,7 +129,7 @@ class Runner:
         f = self.progress.tasks[bar].fields
         self.progress.update(bar, advance=1, ok=f["ok"] + good, err=f["err"] + (not good))
 
-    async def _serve(self, item: Planned) -> dict[str, Any]:
+    async def _serve(self, item: Planned) -> Record:
         """Reuse the finished record of this request, or send it; grade; record. Returns the record."""
         suite = self.suites[item.suite]
         rec = self.records.get(item.hash)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from m1bench.harness.core.sandbox import Sandbox
+from m1bench.harness.core.secrets import Redactor
 from m1bench.suites.swebench.repo import Snapshot
 
 _DIFF_FILE = "diff --git a/"
@@ -200,11 +201,13 @@ def evaluate_local(row: dict[str, Any], snapshot: Snapshot, patch: str, model: s
     files = {"repo.tar.b64": base64.b64encode(snapshot.archive()).decode(), "model.patch": patch,
              "test.patch": row["test_patch"], "eval.sh": script}
     res = sandbox.run(["/bin/bash", "eval.sh"], files, wall_s=timeout_s)
+    redactor = Redactor.from_environ()  # the logs sit in the run directory: no secret of ours in them
     log = d / "test_output.txt"
-    log.write_text(res.stdout + (f"\n{TESTS_TIMEOUT}\n" if res.timed_out else ""))
+    log.write_text(redactor.text(res.stdout + (f"\n{TESTS_TIMEOUT}\n" if res.timed_out else ""))[0])
     (d / "patch.diff").write_text(patch)
     (d / "eval.sh").write_text(script)
-    (d / "run_instance.log").write_text(f"exit: {res.returncode} timed_out: {res.timed_out} wall: {res.wall_s:.1f}s\n{res.stderr}")
+    (d / "run_instance.log").write_text(f"exit: {res.returncode} timed_out: {res.timed_out} wall: {res.wall_s:.1f}s\n"
+                                        f"{redactor.text(res.stderr)[0]}")
     entry = grade_log(row, patch, model, log)
     resolved, reason = outcome(entry)
     if not entry.get("patch_successfully_applied"):

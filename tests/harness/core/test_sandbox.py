@@ -1,6 +1,7 @@
 """Hostile programs against the sandbox: each is contained, graded as failing, and the harness
 (this test process, its files, its other processes) is unharmed."""
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -158,3 +159,80 @@ def test_rlimits_fallback_parent_is_not_the_harness():
     sb = Sandbox(LIMITS, isolation="rlimits")
     r = sb.run_python(f"import os\nprint(os.getppid() != {os.getpid()})\n")
     assert r.ok and r.stdout.strip() == "True"  # "kill my parent" would hit the intermediate shell
+
+
+DAEMON = ("import os, time\n"
+          "if os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(30)\n        os._exit(0)\n"
+          "    os._exit(0)\n"
+          "time.sleep(0.2)\nprint('left a daemon')\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox uid (which finds its processes) is dropped to as root")
+@pytest.mark.parametrize("isolation", [ISOLATION, "rlimits"] if ISOLATION != "rlimits" else ["rlimits"])
+def test_a_daemon_does_not_outlive_its_run(isolation):
+    r = Sandbox(LIMITS, isolation=isolation).run_python(DAEMON)
+    assert r.ok and r.stdout == "left a daemon\n"
+    deadline = time.monotonic() + 2
+    while sandbox_uid_processes() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sandbox_uid_processes() == []
+
+
+@pytest.mark.parametrize("isolation", [ISOLATION, "rlimits"] if ISOLATION != "rlimits" else ["rlimits"])
+def test_the_program_gets_an_environment_of_its_own(isolation, monkeypatch):
+    monkeypatch.setenv("SOME_SERVICE_TOKEN", "canary-0123456789")
+    r = Sandbox(LIMITS, isolation=isolation).run_python("import os\nprint(sorted(os.environ.items()))\n")
+    assert r.ok and "canary" not in r.stdout and "SOME_SERVICE_TOKEN" not in r.stdout
+    env = dict(eval(r.stdout))
+    assert env["PATH"] == "/usr/local/bin:/usr/bin:/bin" and env["HOME"] == env["TMPDIR"]
+
+
+FORK_BOMB = ("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time\n"
+             "            time.sleep(5)\n            os._exit(0)\n        n += 1\nexcept OSError:\n    print(n)\n")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="about running as root")
+def test_userns_as_root_binds_the_process_limit_through_a_pids_cgroup():
+    from m1bench.harness.core.sandbox import pids_cgroup_root
+    if pids_cgroup_root() is None:
+        with pytest.raises(ValueError, match="needs a pids cgroup"):
+            Sandbox(LIMITS, isolation="userns")
+        return
+    r = Sandbox(LIMITS, isolation="userns").run_python(FORK_BOMB)
+    assert r.ok and 0 < int(r.stdout) < LIMITS.max_procs  # forks stopped at the limit, as root inside
+    assert not [d for d in pids_cgroup_root().iterdir() if d.name.startswith(f"m1bench-{os.getpid()}-")]
+    # root inside, but with no capabilities: the read-only root and the covering mounts stay put
+    outside = Path(f"/m1bench-escape-{os.getpid()}")  # not under /tmp, which the namespace replaces
+    r = Sandbox(LIMITS, isolation="userns").run_python(
+        "import subprocess\n"
+        "print([subprocess.run(c, capture_output=True).returncode for c in (['mount', '-o', 'remount,rw', '/'], "
+        "['umount', '/tmp'])])\n"
+        f"open({str(outside)!r}, 'w').write('x')\n")
+    assert r.returncode != 0 and "[32, 32]" in r.stdout and "Read-only file system" in r.stderr
+    assert not outside.exists()
+
+
+def test_each_mode_says_what_it_does_not_contain():
+    assert Sandbox(LIMITS, isolation="rlimits").describe()["not_contained"][0] == "network"
+    if ISOLATION != "rlimits":
+        assert Sandbox(LIMITS).describe()["not_contained"] == []
+
+
+@needs_ns
+def test_credential_files_are_covered(monkeypatch):
+    home = Path(__file__).resolve().parents[3] / "runs" / f"test-home-{os.getpid()}"
+    if str(home).startswith("/tmp/"):
+        pytest.skip("the repository is under /tmp, which the namespace replaces: nothing there is visible")
+    (home / ".cache" / "huggingface").mkdir(parents=True, exist_ok=True)
+    try:
+        (home / ".netrc").write_text("password canary-0123456789\n")
+        (home / ".cache" / "huggingface" / "token").write_text("canary-0123456789")
+        for p in (home.parent, home, *home.rglob("*")):
+            p.chmod(0o755 if p.is_dir() else 0o644)
+        monkeypatch.setenv("HOME", str(home))
+        r = Sandbox(LIMITS).run_python(
+            f"import os\nfor p in ('.netrc', '.cache/huggingface/token'):\n"
+            f"    p = os.path.join({str(home)!r}, p)\n    print(open(p).read() if os.path.exists(p) else 'gone')\n")
+        assert r.ok and "canary" not in r.stdout, r.stdout
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
