@@ -105,6 +105,21 @@ def shard_files(directory: Path) -> list[Path]:
     return files
 
 
+# Buffers transformers' MiniMaxForCausalLM saves with its weights: the lightning decay it derives
+# from the slopes. The derived slopes are used (M1's formula, from config.json); a stored slope_rate
+# is checked against them, and the decay tables (functions of the slopes and block size) are dropped.
+_HF_DECAY = re.compile(r"model\.layers\.(\d+)\.self_attn\.(slope_rate|query_decay|key_decay|diagonal_decay)$")
+SLOPE_RTOL = 1e-4  # transformers scales slopes by 1 - l/(L-1+1e-5) + 1e-5, M1 by 1 - l/(L-1) + 1e-5
+
+
+def _check_stored_slopes(model: M1ForCausalLM, layer: int, tensor: torch.Tensor, where: str) -> None:
+    ours = model.model.layers[layer].self_attn.slopes.cpu()
+    got = tensor.flatten().float()
+    if got.shape != ours.shape or not torch.allclose(got, ours, rtol=SLOPE_RTOL, atol=0):
+        raise CheckpointError(f"{where}: slope_rate of layer {layer} ({got.tolist()}) is not the slopes its "
+                              f"config.json derives ({ours.tolist()})")
+
+
 def load_model(path, dtype: torch.dtype = torch.float32, device="cpu") -> M1ForCausalLM:
     directory = Path(path)
     config = M1Config.load(directory)
@@ -117,6 +132,10 @@ def load_model(path, dtype: torch.dtype = torch.float32, device="cpu") -> M1ForC
     for shard in shard_files(directory):
         with safe_open(str(shard), framework="pt", device="cpu") as f:
             for raw_name in f.keys():
+                if m := _HF_DECAY.match(raw_name):
+                    if m[2] == "slope_rate":
+                        _check_stored_slopes(model, int(m[1]), f.get_tensor(raw_name), f"{shard}: '{raw_name}'")
+                    continue
                 for name, tensor in from_transformers_names(raw_name, f.get_tensor(raw_name)):
                     if name not in params:
                         raise CheckpointError(f"{shard}: unexpected tensor '{raw_name}' (no such parameter in "

@@ -38,6 +38,12 @@ def apply_partial_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) ->
     return torch.cat(((rot * cos + rotated * sin).to(x.dtype), rest), dim=-1)
 
 
+# MiniMax's modeling code builds the lightning output norm as MiniMaxText01RMSNorm(head_dim * num_heads),
+# whose default eps is 1e-6, not the config's rms_norm_eps (1e-5 in M1); transformers does the same.
+# vLLM's M1 layer passed rms_norm_eps: a deviation (kernels/lightning/NOTES.md), not followed here.
+LIGHTNING_NORM_EPS = 1e-6
+
+
 class LightningAttention(nn.Module):
     """SiLU(qkv) linear attention with per-head exponential decay, gated RMSNorm output (MiniMax-Text-01, arXiv 2501.08313)."""
 
@@ -48,8 +54,7 @@ class LightningAttention(nn.Module):
         self.qkv_proj = nn.Linear(config.hidden_size, 3 * inner, bias=False)
         self.output_gate = nn.Linear(config.hidden_size, inner, bias=False)
         self.out_proj = nn.Linear(inner, config.hidden_size, bias=False)
-        # eps from the config (as vLLM's M1 layer does); the M1 reference code leaves nn.RMSNorm's default.
-        self.norm = RMSNorm(inner, config.rms_norm_eps)
+        self.norm = RMSNorm(inner, LIGHTNING_NORM_EPS)
         self.register_buffer("slopes", torch.empty(self.heads, dtype=torch.float32), persistent=False)
         self._slope_values = config.lightning_slopes(layer)
         self.init_buffers()

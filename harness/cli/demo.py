@@ -17,7 +17,7 @@ def cmd_demo(args):
     print_facts(f"model facts ({path.name})", model_facts(M1Config.load(path)))
     cmd_generate(SimpleNamespace(model=str(path), prompt=DEMO_PROMPT, prompt_file=None, system=None, raw=False,
                                  dtype="float32", device="cpu", max_new_tokens=args.max_new_tokens, temperature=1.0,
-                                 top_p=0.95, top_k=0, seed=0, stop=[], save_state=None, resume_state=None))
+                                 top_p=0.95, top_k=0, seed=0, stop=[], save_state=None, resume_state=None, json=None))
     run_args = ["run", "--model", str(path)] + (["--output", args.output] if args.output else [])
     return cmd_run(build_parser().parse_args(run_args))
 

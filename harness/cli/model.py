@@ -1,5 +1,6 @@
 """`m1bench model init|info` and `m1bench generate`: make, describe and sample the reference model."""
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -84,6 +85,9 @@ def cmd_generate(args):
     else:
         out = generate(model, tok, [tokens], params)[0]
     console.print(out.text, markup=False, highlight=False)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"prompt_token_ids": tokens, "token_ids": list(out.token_ids),
+                                               "text": out.text, "finish_reason": out.finish_reason}) + "\n")
     console.print(f"[dim]{out.prompt_tokens} prompt + {len(out.token_ids)} generated tokens, finish={out.finish_reason}, "
                   f"prefill {out.prefill_s * 1e3:.1f} ms, decode {out.decode_s * 1e3:.1f} ms[/dim]")
     return out
@@ -149,5 +153,7 @@ def add_parser(sub):
     gen.add_argument("--save-state", metavar="S", help="prefill in chunks, saving the inference state to S as it goes")
     gen.add_argument("--resume-state", metavar="S", help="continue an interrupted prefill from the state in S")
     gen.add_argument("--chunk-size", type=int, default=4096, help="prefill chunk (tokens) with --save/--resume-state")
+    gen.add_argument("--json", metavar="FILE", help="also write prompt and generated token ids, text and finish reason "
+                     "to FILE (JSON)")
     add_sampling_args(gen)
     gen.set_defaults(func=cmd_generate)

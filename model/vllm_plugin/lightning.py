@@ -22,6 +22,7 @@ from vllm.v1.attention.backends.linear_attn import LinearAttentionMetadata
 
 from m1bench.kernels import lightning_attention
 from m1bench.model.config import M1Config
+from m1bench.model.layers import LIGHTNING_NORM_EPS
 from m1bench.model.vllm_plugin.state import lightning_batch
 
 
@@ -42,7 +43,7 @@ class M1LightningAttention(LinearAttention):
         self.out_proj = RowParallelLinear(self.hidden_inner_size, self.hidden_size, bias=False,
                                           quant_config=self.quant_config, prefix=f"{prefix}.out_proj")
         # The norm spans all heads, so its variance is all-reduced across ranks.
-        self.norm = MiniMaxText01RMSNormTP(self.hidden_inner_size, eps=m1.rms_norm_eps)
+        self.norm = MiniMaxText01RMSNormTP(self.hidden_inner_size, eps=LIGHTNING_NORM_EPS)  # as the reference
         slopes = torch.tensor(m1.lightning_slopes(self.layer_idx), dtype=torch.float32)
         self.register_buffer("slopes", slopes[self.tp_rank * self.tp_heads:(self.tp_rank + 1) * self.tp_heads]
                              .contiguous(), persistent=False)

@@ -1,5 +1,5 @@
 """LiveCodeBench code generation (code_generation_lite layout): problems in a contest-date window
-(default 2024-08-01 … 2025-05-01, inclusive), the official chat prompt, the program taken from the
+(default 2024-08-01 … 2025-05-01, bounded at those midnights as lcb_runner bounds it), the official chat prompt, the program taken from the
 last fenced code block of the answer, run against public + private tests in the sandbox; a sample
 passes only if every test passes; avg of 16 samples."""
 from __future__ import annotations
@@ -55,12 +55,19 @@ def decode_tests(raw: Any, where: str) -> list[dict[str, str]]:
         raise DataError(f"{where}: test cases are neither JSON nor base64/zlib/pickle JSON ({type(e).__name__})") from None
 
 
-def contest_day(value: Any) -> date:
+def contest_time(value: Any) -> datetime:
+    """A row's contest_date as a naive datetime (LeetCode dates carry a time of day, AtCoder's are midnight)."""
     if isinstance(value, datetime):
-        return value.date()
+        return value.replace(tzinfo=None)
     if isinstance(value, date):
-        return value
-    return datetime.fromisoformat(str(value)).date()
+        return datetime(value.year, value.month, value.day)
+    return datetime.fromisoformat(str(value)).replace(tzinfo=None)
+
+
+def in_window(when: datetime, start: date, end: date) -> bool:
+    """lcb_runner's rule (benchmarks/code_generation.py): both dates are midnights and both bounds
+    are inclusive, so the end date keeps only what is dated at its very start."""
+    return datetime(start.year, start.month, start.day) <= when <= datetime(end.year, end.month, end.day)
 
 
 def user_prompt(question: str, starter_code: str) -> str:
@@ -87,15 +94,16 @@ def extract_code(answer: str) -> str | None:
 @register
 class LiveCodeBench(Suite):
     name = "livecodebench"
-    version = "1"
+    version = "2"  # 2: lcb_runner's window (the end date keeps only problems dated at its midnight)
     default_samples = 16
     grader = "lcb-official-rules/1"
     thread_safe_scoring = True  # sandboxed subprocesses; threads just wait on them
     default_data: ClassVar[str] = "livecodebench/code_generation_lite"
     options = {
         "release": Option(str, "release_v6", "code_generation_lite release (hub data only)"),
-        "start_date": Option(str, "2024-08-01", "first contest date included (YYYY-MM-DD)"),
-        "end_date": Option(str, "2025-05-01", "last contest date included (YYYY-MM-DD)"),
+        "start_date": Option(str, "2024-08-01", "window start (YYYY-MM-DD): problems from its midnight on"),
+        "end_date": Option(str, "2025-05-01", "window end (YYYY-MM-DD): problems up to its midnight, as "
+                                              "lcb_runner (a LeetCode problem at 06:30 that day is out)"),
         "test_timeout_s": Option((int, float), 6, "wall-clock limit per test case"),
         "memory_mb": Option(int, 2048, "address-space limit per program"),
         "isolation": Option(str, "auto", "sandbox isolation", choices=("auto", "unshare", "userns", "rlimits")),
@@ -122,8 +130,8 @@ class LiveCodeBench(Suite):
         for i, row in enumerate(rows):
             where = f"{info['source']} row {i} ({row.get('question_id', '?')})"
             try:
-                day = contest_day(row["contest_date"])
-                if not (start <= day <= end):
+                when = contest_time(row["contest_date"])
+                if not in_window(when, start, end):
                     continue
                 meta = row.get("metadata") or "{}"
                 meta = json.loads(meta) if isinstance(meta, str) else meta
@@ -135,7 +143,7 @@ class LiveCodeBench(Suite):
                               {"role": "user", "content": user_prompt(row["question_content"], starter)}],
                     target={"tests": [{"input": t["input"], "output": t["output"]} for t in tests],
                             "fn_name": meta.get("func_name")},
-                    meta={"contest_date": day.isoformat(), "platform": row.get("platform"),
+                    meta={"contest_date": when.isoformat(), "platform": row.get("platform"),
                           "difficulty": row.get("difficulty"), "n_tests": len(tests)},
                 ))
             except KeyError as e:

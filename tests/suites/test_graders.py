@@ -143,13 +143,14 @@ def test_lcb_load_window_and_tests(lcb):
     assert info["window"] == ["2024-08-01", "2025-05-01"]
 
 
-def test_lcb_window_is_inclusive(tmp_path):
+@pytest.mark.parametrize("when,kept", [("2025-05-01T00:00:00", True), ("2025-05-01T06:30:00", False),
+                                       ("2024-08-01T00:00:00", True), ("2024-07-31T23:59:00", False)])
+def test_lcb_window_bounds_are_midnights_as_lcb_runner(tmp_path, when, kept):
     r = rows()[0]
-    r["contest_date"] = "2025-05-01T23:59:00"
+    r["contest_date"] = when
     f = tmp_path / "edge.jsonl"
     f.write_text(json.dumps(r) + "\n")
-    assert len(get_suite("livecodebench").load({"data": str(f)})[0]) == 1
-    assert len(get_suite("livecodebench").load({"data": str(f), "end_date": "2025-04-30"})[0]) == 0
+    assert len(get_suite("livecodebench").load({"data": str(f)})[0]) == kept
 
 
 @pytest.mark.parametrize("pid,which,ok", [
