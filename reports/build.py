@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from m1bench.harness.core.provenance import hardware, package_versions, python_info
+from m1bench.harness.core.provenance import REPO, hardware, package_versions, python_info
 from m1bench.harness.core.records import RecordsError, read_records
 from m1bench.reports.schema import SCHEMA_VERSION
 
@@ -223,6 +223,25 @@ def suite_section(name: str, s: dict[str, Any], records: list[dict[str, Any]], r
     }
 
 
+def portable(obj: Any) -> Any:
+    """A report that reads the same on another machine: absolute paths inside the repository become
+    repository-relative, those in the home directory "~/..."; what a path pointed at is pinned by the
+    content hashes beside it (dataset content, checkpoint, samples)."""
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [portable(v) for v in obj]
+    if not isinstance(obj, str) or not obj.startswith("/"):
+        return obj
+    path = Path(obj)
+    for root, prefix in ((REPO, ""), (Path.home(), "~/")):
+        try:
+            return prefix + path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return obj
+
+
 def run_id_for(results: dict[str, Any]) -> str:
     """<UTC creation time>-<run name>: sorts by time, says which config produced it."""
     stamp = re.sub(r"[^0-9T]", "", str(results.get("created", ""))[:19]) + "Z"
@@ -246,7 +265,7 @@ def build_report(results: dict[str, Any], samples: list[dict[str, Any]], *, run_
     sampling = cfg.get("sampling") or {}
     packages = package_versions()
     packages.update({k: v for k, v in (results.get("packages") or {}).items() if v is not None})
-    return {
+    return portable({
         "schema_version": SCHEMA_VERSION,
         "kind": "m1bench-report",
         "run_id": run_id or run_id_for(results),
@@ -262,4 +281,4 @@ def build_report(results: dict[str, Any], samples: list[dict[str, Any]], *, run_
                 "wall_s": finite(results.get("wall_s")), "records": records_path},
         "suites": {name: suite_section(name, s, by_suite.get(name, []), seed, sampling, template_sha)
                    for name, s in results["suites"].items()},
-    }
+    })

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -212,3 +213,15 @@ def test_crafted_run_metrics_match_the_outcomes(tmp_path):
     res = json.loads((run / "results.json").read_text())
     avg = next(m for m in res["suites"]["s"]["metrics"] if m["metric"] == "avg@2")
     assert avg["value"] == 0.75 and avg["n_problems"] == 2 and avg["n_samples"] == 4
+
+
+def test_reports_carry_no_absolute_path_of_the_machine_that_made_them():
+    """Committed reports are portable: paths inside the repository are repository-relative, those
+    in a home directory start with "~/"; what they pointed at is pinned by the content hashes."""
+    home = str(Path.home())
+    for path in sorted(REPO.glob("reports/**/report.json")):
+        text = path.read_text()
+        assert str(REPO) not in text and f'"{home}/' not in text, path
+    doc = json.loads((REPO / "reports/baselines/tiny/baseline/report.json").read_text())
+    assert doc["suites"]["aime2024"]["dataset"]["id"] == "reports/baselines/tiny/gate_problems.jsonl"
+    assert doc["model"]["checkpoint"] == "reports/baselines/tiny/tiny-gate"
