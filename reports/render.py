@@ -42,10 +42,12 @@ def counts_section(report: dict[str, Any]) -> Section:
     for name, s in report["suites"].items():
         c, tok, t = s["counts"], s["tokens"], s["time"]
         rows.append([name, c["planned"], c["graded"], c["request_errors"], c["grading_errors"], c["truncated"],
-                     c["empty_answers"], tok["prompt"], tok["completion"],
+                     c.get("truncated_in_reasoning"), c.get("secrets_redacted"), c["empty_answers"], tok["prompt"],
+                     tok["completion"],
                      None if tok.get("mean_completion") is None else f"{tok['mean_completion']:.1f}",
                      _secs(t["generation_s"]), _secs(t["mean_ttft_s"]), _secs(t["mean_tpot_s"])])
-    t = Table(["suite", "planned", "graded", "request errors", "grading errors", "truncated", "empty answers",
+    t = Table(["suite", "planned", "graded", "request errors", "grading errors", "truncated", "in reasoning",
+               "secrets redacted", "empty answers",
                "prompt tokens", "completion tokens", "mean completion", "generation s", "mean TTFT s", "mean TPOT s"],
               rows, caption=f"Counts, tokens and time (run wall time {_secs(report['run']['wall_s'])} s)")
     return Section("Errors, truncation, tokens and time", [t])

@@ -2,7 +2,8 @@
 
 Without a config file it runs the embedded demo (small AIME + LiveCodeBench fixtures against the
 tiny reference model, in-process, CPU, no network). Flags override the config; everything is
-validated before the first request.
+validated before the first request. Exit status: 0 done, 1 every request failed (the results and
+records name why), 2 a config, data or server error before any request.
 """
 from __future__ import annotations
 
@@ -60,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from m1bench.harness.serve.launcher import LaunchError
     from m1bench.reports import write_report
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)  # logs keep whole columns
 
     def edit(raw: dict[str, Any]) -> None:
         merge(raw, overrides_from_flags(args))
@@ -90,7 +91,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     except Exception as e:
         console.print(f"[red]report not written:[/] {type(e).__name__}: {e}")
     console.print(f"records: {cfg.output_dir / 'records.jsonl'}\nresults: {cfg.output_dir / 'results.json'}")
+    failed = all_failed(results, runner.run_records())
+    if failed:
+        console.print(f"[red]error:[/] every request failed: {failed}")
+        return 1
     return 0
+
+
+def all_failed(results: dict[str, Any], records: list[dict[str, Any]]) -> str | None:
+    """What failed, when no planned request of the run got an answer (a run of errors is no result)."""
+    counts = [s["counts"] for s in results["suites"].values() if s["counts"].get("planned")]
+    if not counts or any(c["request_errors"] < c["planned"] for c in counts):
+        return None
+    errors = [r["error"] for r in records if r.get("error")]
+    kinds = sorted({e["kind"] for e in errors})
+    return f"{len(errors)} errors ({', '.join(kinds)}), e.g. {errors[0]['message']}" if errors else "no answer recorded"
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

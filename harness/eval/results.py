@@ -57,6 +57,10 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
         counts["truncated"] += c["finish_reason"] == "length"
         finish[c["finish_reason"]] += 1
         counts["empty_answer"] += not c["text"].strip()
+        # cut at the token limit inside <think>: no answer to grade (a failure), counted apart so a
+        # generation limit too small for the model's reasoning does not pass for wrong answers
+        counts["truncated_in_reasoning"] += (c["finish_reason"] == "length" and not c["text"].strip()
+                                             and bool(c.get("reasoning")))
         if rec["score"] is None:
             counts["grading_errors"] += 1
             continue
@@ -69,7 +73,8 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
         "counts": {"planned": len(items), "graded": sum(len(v) for v in by_problem.values()),
                    "request_errors": sum(req_errors.values()), "request_errors_by_kind": dict(req_errors),
                    "grading_errors": counts["grading_errors"], "missing": counts["missing"],
-                   "truncated": counts["truncated"], "empty_answers": counts["empty_answer"],
+                   "truncated": counts["truncated"], "truncated_in_reasoning": counts["truncated_in_reasoning"],
+                   "empty_answers": counts["empty_answer"],
                    "finish_reasons": dict(finish),
                    **stats},
         "tokens": {"prompt": prompt_tok, "completion": completion_tok},
@@ -130,6 +135,12 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None or x != x else f"{100 * x:.1f}"
 
 
+def _truncated(c: dict[str, Any]) -> str:
+    """Cut at the token limit, and how many of those inside their reasoning (no answer at all)."""
+    n, in_reasoning = c.get("truncated", ""), c.get("truncated_in_reasoning")
+    return f"{n} ({in_reasoning} think)" if in_reasoning else str(n)
+
+
 def print_summary(results: dict[str, Any], console: Console) -> None:
     table = Table(title=f"m1bench results ({results['engine'].get('model_id', '?')})")
     for col in ("suite", "metric", "%", "95% CI", "probs", "samples", "errors", "trunc", "empty"):
@@ -143,7 +154,7 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
             table.add_row(name if first else "", m["metric"], _fmt(m["value"]),
                           f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else "—",
                           str(m.get("n_problems", "")), str(m.get("n_samples", "")),
-                          errs if first else "", str(c.get("truncated", "")) if first else "",
+                          errs if first else "", _truncated(c) if first else "",
                           str(c.get("empty_answers", "")) if first else "")
             first = False
         table.add_section()
