@@ -208,10 +208,22 @@ def compare_metric(base: LoadedReport, cand: LoadedReport, suite: str, metric: s
     return res
 
 
+def incomplete(name: str, which: str, suite: dict[str, Any]) -> str | None:
+    """Why a report's suite is not a whole run (fewer samples scored than planned), or None."""
+    c = suite["counts"]
+    if not c.get("planned") or c.get("graded", 0) >= c["planned"]:
+        return None
+    return (f"suite {name}: the {which} scored {c['graded']} of {c['planned']} planned samples "
+            f"({c.get('request_errors', 0)} request errors, {c.get('grading_errors', 0)} grading errors)")
+
+
 def compare(base: LoadedReport, cand: LoadedReport, *, tolerance: float = DEFAULT_TOLERANCE,
-            alpha: float = DEFAULT_ALPHA, metrics: list[str] | None = None) -> Comparison:
+            alpha: float = DEFAULT_ALPHA, metrics: list[str] | None = None,
+            allow_incomplete: bool = False) -> Comparison:
     """`metrics`: patterns (`avg@*`, `aime2024:pass@1`) of the metrics to gate on; default: each
-    suite's primary metric. Every shared metric is still compared and shown."""
+    suite's primary metric. Every shared metric is still compared and shown. A suite that scored
+    fewer samples than it planned, in either report, is not comparable unless `allow_incomplete`
+    (then the items both scored are paired, and the shortfall is listed as ignored)."""
     out = Comparison(base.where, cand.where, tolerance, alpha)
     rb, rc = base.report, cand.report
     for name in rb["suites"]:
@@ -223,6 +235,12 @@ def compare(base: LoadedReport, cand: LoadedReport, *, tolerance: float = DEFAUL
     shared = [n for n in rb["suites"] if n in rc["suites"]]
     for name in shared:
         out.reasons += suite_differences(name, rb["suites"][name], rc["suites"][name])
+        for which, r in (("baseline", rb), ("candidate", rc)):
+            why = incomplete(name, which, r["suites"][name])
+            if why and allow_incomplete:
+                out.ignored.append(f"{why}: --allow-incomplete")
+            elif why:
+                out.reasons.append(f"{why}: an incomplete run (--allow-incomplete gates on what was scored)")
     out.ignored += ignored_differences(rb, rc)
     if out.reasons:
         return out

@@ -141,7 +141,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     except ReportError as e:
         console.print(f"[yellow]not comparable:[/] {e}")
         return INCOMPARABLE
-    cmp = compare(base, cand, tolerance=args.tolerance, alpha=args.alpha, metrics=args.metric)
+    cmp = compare(base, cand, tolerance=args.tolerance, alpha=args.alpha, metrics=args.metric,
+                  allow_incomplete=args.allow_incomplete)
     print_comparison(cmp, console)
     if args.json:
         from m1bench.reports.schema import check
@@ -195,6 +196,9 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="significance level of the paired test")
     c.add_argument("--metric", action="append", metavar="PATTERN",
                    help="gate on these metrics (e.g. 'pass@1', 'aime2024:avg@*'); default: each suite's primary metric")
+    c.add_argument("--allow-incomplete", action="store_true",
+                   help="gate on a suite that scored fewer samples than planned (pairs what both scored); "
+                   "default: such a run is not comparable (exit 2)")
     c.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
     c.add_argument("--md", metavar="FILE", help="append the comparison as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     c.set_defaults(func=lambda a: sys.exit(cmd_compare(a)))

@@ -135,6 +135,13 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None or x != x else f"{100 * x:.1f}"
 
 
+def _of_planned(n: int | None, planned: int | None) -> str:
+    """The samples a metric is over, and the planned count when fewer were scored."""
+    if n is None:
+        return ""
+    return f"{n} of {planned}" if planned and n < planned else str(n)
+
+
 def _truncated(c: dict[str, Any]) -> str:
     """Cut at the token limit, and how many of those inside their reasoning (no answer at all)."""
     n, in_reasoning = c.get("truncated", ""), c.get("truncated_in_reasoning")
@@ -153,7 +160,7 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
             ci = m.get("ci95")
             table.add_row(name if first else "", m["metric"], _fmt(m["value"]),
                           f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else "—",
-                          str(m.get("n_problems", "")), str(m.get("n_samples", "")),
+                          str(m.get("n_problems", "")), _of_planned(m.get("n_samples"), c.get("planned")),
                           errs if first else "", _truncated(c) if first else "",
                           str(c.get("empty_answers", "")) if first else "")
             first = False

@@ -119,10 +119,29 @@ def test_only_shared_items_are_paired(tmp_path):
     base = crafted_report(tmp_path, "b", {"aime2024": rates(N, BASE, K)})
     cand = crafted_report(tmp_path, "c", {"aime2024": rates(N, BASE, K)},
                           errors={"aime2024": {(f"p{p:03d}", i) for p in range(5) for i in range(K)}})
-    cmp = compare(load_report(base), load_report(cand))
+    cmp = compare(load_report(base), load_report(cand), allow_incomplete=True)
     [m] = gated(cmp)
     assert m.n_shared == N - 5 and m.delta == 0 and cmp.exit_code == 0
     assert m.note == f"{N - 5} of the baseline's {N} items scored in both"
+    assert any("the candidate scored" in i and "--allow-incomplete" in i for i in cmp.ignored)
+
+
+def test_an_incomplete_run_is_not_gated_unless_asked(tmp_path, capsys):
+    """A candidate whose requests failed for 5 problems scores the same on the rest: the gate does
+    not pass it silently, it says the run is incomplete (exit 2, naming the suite)."""
+    from m1bench.harness.cli import main
+
+    base = crafted_report(tmp_path, "b", {"aime2024": rates(N, BASE, K)})
+    cand = crafted_report(tmp_path, "c", {"aime2024": rates(N, BASE, K)},
+                          errors={"aime2024": {(f"p{p:03d}", i) for p in range(5) for i in range(K)}})
+    with pytest.raises(SystemExit) as done:
+        main(["compare", str(base), str(cand)])
+    out = capsys.readouterr()
+    assert done.value.code == 2
+    assert f"suite aime2024: the candidate scored {(N - 5) * K} of {N * K} planned samples" in (out.out + out.err).replace("\n", "")
+    with pytest.raises(SystemExit) as done:
+        main(["compare", str(base), str(cand), "--allow-incomplete"])
+    assert done.value.code == 0
 
 
 @pytest.mark.parametrize("change, reason", [
