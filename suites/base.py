@@ -58,6 +58,9 @@ class Suite:
     thread_safe_scoring: ClassVar[bool] = False  # may score() run in worker threads?
     external: ClassVar[bool] = False  # plans and scores itself (lm-eval); the runner serves its requests
     episodic: ClassVar[bool] = False  # one sample is an episode of many requests (agentic suites): see episode()
+    # a sample whose request or grading failed counts as a failure in the metrics (and apart in the
+    # counts), as the suite's official harness scores it, instead of leaving the metrics
+    errors_count_as_failures: ClassVar[bool] = False
     options: ClassVar[dict[str, Option]] = {}
     work_dir: Path | None = None  # set by the runner: this suite's own directory beside the records
 

@@ -44,6 +44,8 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
             continue
         if rec["status"] != "ok":
             req_errors[rec["error"]["kind"]] += 1
+            if suite.errors_count_as_failures:
+                by_problem[it.problem.id].append(Score(False, details={"error": rec["error"]["kind"]}))
             continue
         c = rec["completion"]
         prompt_tok += c["prompt_tokens"]
@@ -63,14 +65,17 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
                                              and bool(c.get("reasoning")))
         if rec["score"] is None:
             counts["grading_errors"] += 1
+            if suite.errors_count_as_failures:
+                by_problem[it.problem.id].append(Score(False, details={"error": "grading"}))
             continue
+        counts["graded"] += 1
         by_problem[it.problem.id].append(Score.from_record(rec["score"]))
     metrics = suite.aggregate(list(by_problem.values()), k=opts["samples"], seed=seed)
     return {
         "suite_version": suite.version, "grader": suite.grader, "data": data, "options": opts,
         "environment": suite.environment(opts), "k": opts["samples"], "n_problems": n_problems,
         "metrics": metrics,
-        "counts": {"planned": len(items), "graded": sum(len(v) for v in by_problem.values()),
+        "counts": {"planned": len(items), "graded": counts["graded"],
                    "request_errors": sum(req_errors.values()), "request_errors_by_kind": dict(req_errors),
                    "grading_errors": counts["grading_errors"], "missing": counts["missing"],
                    "truncated": counts["truncated"], "truncated_in_reasoning": counts["truncated_in_reasoning"],

@@ -40,9 +40,10 @@ _OPTIONS: dict[str, Option] = {
 
 
 class TauBench(Suite):
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: errored episodes count as failures in pass^k (as tau_bench)
     default_samples: ClassVar[int] = 4  # trials: pass^1 … pass^4, as tau-bench's leaderboard
     episodic: ClassVar[bool] = True
+    errors_count_as_failures: ClassVar[bool] = True  # tau_bench scores an errored task 0: pass^k over planned tasks
     thread_safe_scoring: ClassVar[bool] = True  # the replay builds its own environment
     options: ClassVar[dict[str, Option]] = _OPTIONS
 

@@ -134,7 +134,7 @@ def test_gold_replaying_agent_scores_one(tmp_path):
     assert first.messages[0]["content"].startswith(M1_SYSTEM_PROMPT) and WIKI in first.messages[0]["content"]
     assert [t["function"]["name"] for t in first.tools] == [t.get_info()["function"]["name"] for t in TOOLS]
     # the tool result answers the call it belongs to
-    second = next(r for r in client.requests if r.key == "tau-custom/v1/0/0/step2")
+    second = next(r for r in client.requests if r.key == "tau-custom/v2/0/0/step2")
     assert second.messages[-2]["tool_calls"][0]["id"] == "c1" and second.messages[-1]["tool_call_id"] == "c1"
 
 
@@ -235,8 +235,12 @@ def test_failed_episodes_are_redone_and_finished_ones_are_not(tmp_path):
             return RequestError("server", "HTTP 503")
         return gold_then_done(task, step)
 
-    run(cfg_for(tmp_path), Scripted(flaky))
+    res = run(cfg_for(tmp_path), Scripted(flaky))
     assert [r["status"] for r in records(tmp_path)].count("error") == 1
+    # as tau_bench scores it: the errored task is a failure over the 3 planned tasks, and counted apart
+    assert metric(res, "tau-custom", "pass^1") == pytest.approx(2 / 3)
+    assert res["suites"]["tau-custom"]["counts"]["request_errors"] == 1
+    assert res["suites"]["tau-custom"]["counts"]["graded"] == 2
     again = Scripted(lambda req, task, sample, step: gold_then_done(task, step))
     res = run(cfg_for(tmp_path), again)
     assert {r.key.split("/")[2] for r in again.requests} == {"1"}  # only the failed episode, from its start
