@@ -115,6 +115,9 @@ class TauAirline(TauBench):
     name = "tau-airline"
 
     def domain(self, opts: dict[str, Any]) -> Domain:
+        if opts["task_split"] != "test":  # tau_bench's airline domain ships its 50 test tasks only
+            raise DataError(f"suites.{self.name}.task_split: the airline domain has only the 'test' split, "
+                            f"not {opts['task_split']!r}")
         return tau_bench_domain("airline", opts["task_split"], self.name, opts)
 
 

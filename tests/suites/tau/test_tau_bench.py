@@ -330,3 +330,18 @@ def test_missing_tau_bench_says_how_to_install(tmp_path, monkeypatch, fresh_tau_
 def test_bad_setup_fails_before_any_request(tmp_path, opts, match):
     with pytest.raises(DataError, match=match):
         run(cfg_for(tmp_path, **opts), Scripted(lambda *a: pytest.fail("sent")))
+
+
+def test_airline_with_a_split_it_does_not_have_is_a_config_error(tmp_path, capsys):
+    """tau-airline ships test tasks only: `m1bench run` with task_split = "train" stops before any
+    request with one line naming the key (it ended in a traceback)."""
+    from m1bench.harness.cli import main
+
+    config = tmp_path / "tau.toml"
+    config.write_text(f'[run]\noutput_dir = "{tmp_path / "run"}"\n[suites.tau-airline]\ntask_split = "train"\n'
+                      'user_endpoint = "model"\n')
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(config), "--endpoint", "http://127.0.0.1:9/v1", "--model", "m"])
+    assert done.value.code == 2
+    assert "suites.tau-airline.task_split: the airline domain has only the 'test' split" in \
+        capsys.readouterr().err.replace("\n", "")
