@@ -5,9 +5,10 @@ One step is one request to the model under test, with the domain's tools as Open
 - tool calls: the first one is executed on the environment (tau-bench executes one action per
   step; further calls in the same turn are dropped from the conversation and counted), and its
   observation goes back as a `tool` message. A call whose arguments are not a JSON object (or
-  that has no name) is not executed: the model gets a tool message saying so, and goes on.
-- no tool call: the text is sent to the user simulator (tau-bench's `respond` action), whose
-  answer comes back as the next user message.
+  that has no name) ends the task with reward 0, as tau_bench's agent fails on it (`malformed_calls
+  = "retry"`: it is not executed, the model gets a tool message saying so, and goes on).
+- no tool call, or a call of tau-bench's `respond` action: the text (its `content` argument) is
+  sent to the user simulator, whose answer comes back as the next user message.
 The episode ends when the user simulator says ###STOP###, when a terminating tool (transfer to a
 human) runs, or after `max_steps` steps (reward 0, marked "max_steps"). The environment then
 computes tau-bench's reward.
@@ -68,7 +69,7 @@ def malformed_message(name: str, problem: str) -> str:
 
 
 async def run_episode(domain: Domain, task_index: int, client: Client, user: UserSimulator,
-                      request: Request, max_steps: int) -> Completion:
+                      request: Request, max_steps: int, malformed_calls: str = "fail") -> Completion:
     env = domain.make_env()
     relay = UserRelay()
     env.user = relay
@@ -98,6 +99,19 @@ async def run_episode(domain: Domain, task_index: int, client: Client, user: Use
             assistant = {"role": "assistant", "content": c.text, "tool_calls": [
                 {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}]}
             args, problem = parse_arguments(call)
+            if problem is None and call.name == RESPOND:  # the respond action as a call: a message to the user
+                text = str(args.get("content", ""))
+                relay.put(await user.reply(text))
+                resp = env.step(domain.make_action(RESPOND, {"content": text}))
+                observation, done = resp.observation, resp.done
+                messages += [assistant, {"role": "user", "content": observation}]
+                trajectory += [{**assistant, **meta, "dropped_tool_calls": len(c.tool_calls) - 1},
+                               {"role": "user", "content": observation, "step": step}]
+                if done:
+                    end = "user_stop"
+                    reward, details = float(resp.reward), reward_info(resp.info)
+                    break
+                continue
             if problem is None:
                 resp = env.step(domain.make_action(call.name, args))
                 observation, done = resp.observation, resp.done
@@ -107,6 +121,9 @@ async def run_episode(domain: Domain, task_index: int, client: Client, user: Use
             messages += [assistant, tool_msg]
             trajectory += [{**assistant, **meta, "dropped_tool_calls": len(c.tool_calls) - 1},
                            {**tool_msg, "step": step, **({"malformed": problem} if problem else {})}]
+            if problem is not None and malformed_calls == "fail":
+                end = "malformed_call"  # tau_bench: the task fails, reward 0
+                break
             if done:
                 end = "terminate_tool"
         else:
@@ -124,7 +141,7 @@ async def run_episode(domain: Domain, task_index: int, client: Client, user: Use
     trajectory.append({"event": "end", "reason": end, "steps": steps, "reward": reward, "reward_info": details,
                        "user_simulator": {"turns": user.turns, "prompt_tokens": user.prompt_tokens,
                                           "completion_tokens": user.completion_tokens}})
-    return Completion(text=last_text, finish_reason="stop" if end != "max_steps" else "max_steps",
+    return Completion(text=last_text, finish_reason="max_steps" if end == "max_steps" else "stop",
                       prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, ttft_s=ttft,
                       total_s=time.perf_counter() - t0, trajectory=trajectory)
 
@@ -151,6 +168,9 @@ def replay(domain: Domain, task_index: int, trajectory: list[dict[str, Any]]) ->
                 continue
             fn = ev["tool_calls"][0]["function"]
             args, _ = parse_arguments(ToolCall(name=fn["name"], arguments=fn["arguments"]))
+            if fn["name"] == RESPOND:
+                relay.put(after["content"])
+                args = {"content": str(args.get("content", ""))}
             resp = env.step(domain.make_action(fn["name"], args))
         else:
             relay.put(after["content"])
@@ -163,7 +183,7 @@ def replay(domain: Domain, task_index: int, trajectory: list[dict[str, Any]]) ->
             break
     end = trajectory[-1]
     reward = float(resp.reward) if done else 0.0
-    if done != (end["reason"] != "max_steps"):
+    if done != (end["reason"] not in ("max_steps", "malformed_call")):
         raise ReplayError(f"the replay {'ended' if done else 'did not end'} but the episode ended by {end['reason']}")
     if abs(reward - float(end["reward"])) > 1e-9:
         raise ReplayError(f"the replayed reward {reward} differs from the episode's {end['reward']}")

@@ -26,7 +26,9 @@ from m1bench.suites.tau.user import (
 )
 
 _OPTIONS: dict[str, Option] = {
-    "max_steps": Option(int, 40, "agent steps (model calls) per episode; the M1 paper: 40"),
+    "max_steps": Option(int, 40, "agent steps (model calls) per episode: the M1 paper's 40 (tau_bench's run default is 30)"),
+    "malformed_calls": Option(str, "fail", "a tool call whose arguments are not a JSON object: 'fail' ends the "
+                              "task with reward 0 (tau_bench), 'retry' tells the model and goes on", choices=("fail", "retry")),
     "task_split": Option(str, "test", "tau-bench task split", choices=("test", "train", "dev")),
     "m1_system_prompt": Option(bool, True, "put the M1 paper's general system prompt lines ahead of the domain policy"),
     "user_model": Option(str, "gpt-4.1", "user simulator: served model name (the M1 paper used GPT-4.1)"),
@@ -89,7 +91,7 @@ class TauBench(Suite):
                             top_p=1.0, seed=request.sampling.seed)
         try:
             return await run_episode(d, i, client, UserSimulator(user_client, prompt, sampling, request.key),
-                                     request, opts["max_steps"])
+                                     request, opts["max_steps"], opts["malformed_calls"])
         finally:
             if owned:
                 await user_client.aclose()

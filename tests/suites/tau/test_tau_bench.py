@@ -168,14 +168,44 @@ def test_transfer_tool_ends_the_episode(tmp_path):
 
 
 @pytest.mark.parametrize("bad", ['{"email": "ada@exa', '["ada@example.com"]', "null"])
-def test_malformed_tool_call_goes_back_as_tool_error_and_episode_continues(tmp_path, bad):
+def test_a_malformed_tool_call_fails_the_task_as_tau_bench_does(tmp_path, bad):
+    def agent(req, task, sample, step):
+        return call("find_user_id_by_email", bad, cid="bad1") if step == 1 else gold_then_done(task, step, shift=1)
+
+    client = Scripted(agent)
+    res = run(cfg_for(tmp_path, limit=1), client)
+    rec = records(tmp_path)[0]
+    assert len(client.agent_requests()) == 1 and rec["score"]["correct"] is False
+    assert rec["score"]["details"]["end"] == "malformed_call" and rec["score"]["details"]["reward"] == 0.0
+    assert metric(res, "tau-custom", "pass^1") == 0.0
+
+
+def test_a_respond_tool_call_is_a_message_to_the_user(tmp_path):
+    """tau_bench turns a tool call named `respond` into its respond action: the content goes to the
+    user simulator and the episode goes on (it raised an internal error here)."""
+    def agent(req, task, sample, step):
+        if step == 1:
+            return call("respond", {"content": "How can I help?"}, cid="r1")
+        return gold_then_done(task, step, shift=1)
+
+    client = Scripted(agent)
+    run(cfg_for(tmp_path, limit=1), client)
+    rec = records(tmp_path)[0]
+    assert rec["status"] == "ok" and rec["score"]["correct"] is True  # replayed: the same reward
+    second = client.agent_requests()[1]
+    assert second.messages[-2]["tool_calls"][0]["function"]["name"] == "respond"
+    assert second.messages[-1]["role"] == "user"
+
+
+@pytest.mark.parametrize("bad", ['{"email": "ada@exa', '["ada@example.com"]', "null"])
+def test_malformed_tool_call_goes_back_as_tool_error_with_retry(tmp_path, bad):
     def agent(req, task, sample, step):
         if step == 1:
             return call("find_user_id_by_email", bad, cid="bad1")
         return gold_then_done(task, step, shift=1)
 
     client = Scripted(agent)
-    run(cfg_for(tmp_path, limit=1), client)
+    run(cfg_for(tmp_path, limit=1, malformed_calls="retry"), client)
     second = client.agent_requests()[1]
     assert second.messages[-2]["tool_calls"][0]["function"]["arguments"] == bad  # what the model said, kept
     err = second.messages[-1]
