@@ -26,7 +26,8 @@ from m1bench.suites.tau.user import (
 )
 
 _OPTIONS: dict[str, Option] = {
-    "max_steps": Option(int, 40, "agent steps (model calls) per episode: the M1 paper's 40 (tau_bench's run default is 30)"),
+    "max_steps": Option(int, 40, "agent steps (model calls) per episode: the M1 paper's 40 "
+                        "(tau_bench's run default is 30)"),
     "malformed_calls": Option(str, "fail", "a tool call whose arguments are not a JSON object: 'fail' ends the "
                               "task with reward 0 (tau_bench), 'retry' tells the model and goes on", choices=("fail", "retry")),
     "task_split": Option(str, "test", "tau-bench task split", choices=("test", "train", "dev")),
