@@ -20,11 +20,10 @@ from m1bench.harness.core.m1_output import THINK_CLOSE, THINK_OPEN, M1OutputPars
 
 class M1ReasoningParser(BaseThinkingReasoningParser):
     """<think>…</think> (both tags are added tokens of M1 tokenizers) by m1bench's M1 output rule
-    (m1bench.harness.core.m1_output): reasoning is what follows <think> up to the first </think>;
-    output with no <think> at all is answer text, a lone </think> included (M1's chat template
-    does not open the reasoning for the model). Whole outputs go through the M1 output parser;
-    streams through vLLM's token-id state machine, which applies the same rule to M1's outputs
-    (it starts reasoning only at a <think> token and ends it at the first </think> after it)."""
+    (m1bench.harness.core.m1_output): output with no <think> at all is answer text, a lone </think>
+    included (M1's chat template does not open the reasoning for the model); otherwise reasoning
+    runs from <think> to the first </think>. vLLM's own split does the rest, streamed and whole
+    alike (it keeps the text's whitespace, so a stream and a whole answer agree to the byte)."""
 
     @property
     def start_token(self) -> str:
@@ -35,8 +34,9 @@ class M1ReasoningParser(BaseThinkingReasoningParser):
         return THINK_CLOSE
 
     def extract_reasoning(self, model_output: str, request) -> tuple[str | None, str | None]:
-        parsed = parse_output(model_output, tools=False)
-        return parsed.reasoning or None, parsed.content or None
+        if THINK_OPEN not in model_output:  # as the streaming path decides it
+            return None, model_output or None
+        return super().extract_reasoning(model_output, request)
 
 
 class M1ToolParser(ToolParser):
