@@ -2,6 +2,7 @@
 `add_parser(subparsers)`; a module is imported only when one of its commands runs, so `m1bench
 --help` (and every command's start) pays for no torch or matplotlib it does not use."""
 import argparse
+import copy
 import importlib
 import sys
 
@@ -24,6 +25,34 @@ COMMANDS = {
 }
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written; every option that has a default says it in its help."""
+
+    @staticmethod
+    def _has_default(action: argparse.Action) -> bool:
+        return bool(action.option_strings) and action.default not in (None, False, [], (), argparse.SUPPRESS)
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if action.help is None and self._has_default(action):
+            action = copy.copy(action)
+            action.help = "default: %(default)s"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or "%(default)" in text or not self._has_default(action):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+class Parser(argparse.ArgumentParser):
+    """Every m1bench parser: its help lists the defaults (subcommand parsers are of this class too)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs["formatter_class"] = HelpFormatter
+        super().__init__(*args, **kwargs)
+
+
 def build_parser(*commands: str) -> argparse.ArgumentParser:
     """The parser with the full arguments of `commands` (of every command when none is named)."""
     return _parser(commands or tuple(COMMANDS))
@@ -31,8 +60,8 @@ def build_parser(*commands: str) -> argparse.ArgumentParser:
 
 def _parser(full: tuple[str, ...]) -> argparse.ArgumentParser:
     """Full arguments for the commands in `full`, a one-line entry for each of the others."""
-    parser = argparse.ArgumentParser(prog="m1bench", description="Benchmark and evaluation harness for "
-                                     "MiniMax-M1-class hybrid lightning-attention MoE models.")
+    parser = Parser(prog="m1bench", description="Benchmark and evaluation harness for "
+                    "MiniMax-M1-class hybrid lightning-attention MoE models.")
     parser.add_argument("--version", action="version", version=f"m1bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in dict.fromkeys(COMMANDS[c][0] for c in full):

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser):
             continue
         kind = str if f.name == "checkpoint" else type(f.default)
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default,
-                       help=f"{helps[f.name]} (default: {f.default})")
+                       help=helps[f.name])  # the formatter adds the default
 
 
 def _seed_list(text: str) -> tuple[int, ...]:

@@ -15,7 +15,8 @@ from typing import Any
 from rich.console import Console
 
 from m1bench.harness.core.records import RecordsError
-from m1bench.harness.eval.config import ConfigError, load_config, merge
+from m1bench.harness.eval.config import TABLES, ConfigError, load_config, merge
+from m1bench.suites import get_suite, suite_names
 from m1bench.suites.source import DataError
 
 
@@ -109,8 +110,9 @@ def all_failed(results: dict[str, Any], records: list[dict[str, Any]]) -> str | 
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
+    suites = "\n".join(f"  {name:<18} version {get_suite(name).version}" for name in suite_names())
     p = sub.add_parser("run", help="run evaluation suites (default: the embedded AIME + LiveCodeBench demo)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, epilog=f"suites ([suites.NAME] tables, --suite NAME):\n{suites}")
     p.add_argument("config", nargs="?", help="run config TOML (default: the embedded demo config)")
     p.add_argument("--model", help="checkpoint dir or 'tiny' (reference engine), or the served model name with --endpoint")
     p.add_argument("--endpoint", action="append", metavar="URL", help="OpenAI-compatible base URL (…/v1); repeat for replicas")
@@ -120,10 +122,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", metavar="SUITE=PATH", help="data file/dir or hub id for a suite")
     p.add_argument("--limit", type=int, help="first N problems of each suite")
     p.add_argument("--samples", type=int, help="samples per problem (k) for every suite")
-    p.add_argument("--max-tokens", type=int)
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
+    sampling = TABLES["sampling"]
+    for flag, kind in (("max-tokens", int), ("temperature", float), ("top-p", float), ("top-k", int)):
+        opt = sampling[flag.replace("-", "_")]
+        p.add_argument(f"--{flag}", type=kind, help=f"{opt.help} (default: the config's, else {opt.default})")
     p.add_argument("--concurrency", type=int, help="requests in flight")
     p.add_argument("--seed", type=int)
     p.add_argument("--name", help="run name (default output dir: runs/<name>)")

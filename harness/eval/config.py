@@ -31,7 +31,7 @@ class ConfigError(ValueError):
     pass
 
 
-_TABLES: dict[str, dict[str, Option]] = {
+TABLES: dict[str, dict[str, Option]] = {
     "run": {
         "name": Option(str, "run", "run name; the default output directory is runs/<name>"),
         "output_dir": Option(str, None, "where records.jsonl and results.json go"),
@@ -147,13 +147,13 @@ def _table(name: str, raw: Any, schema: dict[str, Option]) -> dict[str, Any]:
 def validate(raw: dict[str, Any], base_dir: Path | None = None, source: str = "<flags>") -> RunConfig:
     """Check every key of a parsed config and fill in defaults. Relative `data` paths are read
     relative to the config file's directory."""
-    unknown = sorted(set(raw) - {*_TABLES, "suites", "server"})
+    unknown = sorted(set(raw) - {*TABLES, "suites", "server"})
     if unknown:
         raise ConfigError(f"config key {unknown[0]}: unknown table (known: run, model, sampling, server, suites)")
     server = raw.get("server")  # checked by the command that starts it (m1bench.harness.serve.hook)
-    run = _table("run", raw.get("run"), _TABLES["run"])
-    model = ModelConfig(**_table("model", raw.get("model"), _TABLES["model"]))
-    sampling = _table("sampling", raw.get("sampling"), _TABLES["sampling"])
+    run = _table("run", raw.get("run"), TABLES["run"])
+    model = ModelConfig(**_table("model", raw.get("model"), TABLES["model"]))
+    sampling = _table("sampling", raw.get("sampling"), TABLES["sampling"])
     if model.engine == "openai" and server is None:  # a [server] table provides the endpoint
         if not model.endpoints:
             raise ConfigError("config key model.endpoints: engine 'openai' needs at least one endpoint URL")

@@ -61,3 +61,28 @@ def test_demo_creates_tiny_and_runs_the_embedded_evaluation(tmp_path, capsys, mo
     out = capsys.readouterr()
     assert (tmp_path / "tiny" / "config.json").exists() and "model facts" in out.out and "4 generated tokens" in out.out
     assert (tmp_path / "run" / "records.jsonl").exists() and (tmp_path / "run" / "results.json").exists()
+
+
+def test_every_help_states_its_defaults_and_run_lists_the_suites(capsys):
+    """Each option with a default says it in --help (none says "default: None"); `run --help`
+    lists every suite with its version."""
+    from m1bench.harness.cli import HelpFormatter
+    from m1bench.suites import suite_names
+
+    for path in subcommand_paths(build_parser()):
+        with pytest.raises(SystemExit):
+            main([*path, "--help"])
+        out = capsys.readouterr().out
+        assert "default: None" not in out and "(default: False)" not in out, path
+    parser = build_parser("run")
+    run = parser._subparsers._group_actions[0].choices["run"]
+    for action in run._actions:
+        if HelpFormatter._has_default(action):
+            assert "default" in HelpFormatter(prog="x")._get_help_string(action), action.dest
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: the config's, else 1.0)" in out and all(f"  {name} " in out for name in suite_names())
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "default: 8000" in capsys.readouterr().out
