@@ -3,7 +3,8 @@
 Without a config file it runs the embedded demo (small AIME + LiveCodeBench fixtures against the
 tiny reference model, in-process, CPU, no network). Flags override the config; everything is
 validated before the first request. Exit status: 0 done, 1 every request failed (the results and
-records name why), 2 a config, data or server error before any request.
+records name why), 2 a config, data or server error before any request, 130 interrupted (Ctrl-C:
+the finished samples are kept; the same command resumes).
 """
 from __future__ import annotations
 
@@ -86,6 +87,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ConfigError, DataError, RecordsError, FileNotFoundError, LaunchError) as e:
         console.print(f"[red]error:[/] {e}")
         return 2
+    except KeyboardInterrupt:  # every finished sample is already on disk (fsync'd as it finished)
+        console.print(f"[yellow]interrupted:[/] the finished samples are in {cfg.output_dir / 'records.jsonl'}; "
+                      "re-run the same command to resume")
+        return 130
     try:  # the results are on disk either way; `m1bench report RUN_DIR` writes the report again
         report_dir = write_report(cfg.output_dir, results, runner.run_records())
         console.print(f"report: {report_dir / 'report.html'} (report.json, report.md, samples.jsonl beside it)")
