@@ -4,7 +4,8 @@ what the server profiler, the clients and the runner are measured and tested aga
 per-request work at all, for measuring a client's own overhead.)
 
 Answers: `responder(body) -> {"content", "reasoning", "tool_calls": [{"name", "arguments"}],
-"finish"}`; the default answers `max_tokens` words ("tok tok …", finish "length"). Text streams in
+"finish"}`; the default echoes the last message, `words_responder` answers `max_tokens` words
+("tok tok …", finish "length": a profiler's steady stream). Text streams in
 pieces of `chunk` characters, reasoning first (as `reasoning_content`), one piece per token:
 time to first token = ttft_s + prefill_s_per_word × (words in the prompt), then one piece per
 tpot_s. Non-streaming requests get the whole message after the same total time.
@@ -48,8 +49,7 @@ class StubServer:
     def __init__(self, responder: Responder | None = None, faults: list | Callable[[dict], Any] | None = None, *,
                  chunk: int = 4, ttft_s: float = 0.0, tpot_s: float = 0.0, prefill_s_per_word: float = 0.0,
                  fail_after_tokens: int | None = None):
-        self.responder = responder or (words_responder if ttft_s or tpot_s or prefill_s_per_word or fail_after_tokens
-                                       is not None else echo_responder)
+        self.responder = responder or echo_responder
         self.faults = faults if callable(faults) else list(faults or [])
         self.chunk, self.ttft_s, self.tpot_s, self.prefill_s_per_word = chunk, ttft_s, tpot_s, prefill_s_per_word
         self.fail_after_tokens = fail_after_tokens

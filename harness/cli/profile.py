@@ -324,7 +324,7 @@ def _speedups(results: dict) -> list[dict]:
 # ---- server ----------------------------------------------------------------------------------------
 
 def cmd_server(args):
-    from m1bench.harness.bench.stub_server import StubServer
+    from m1bench.harness.bench.stub_server import StubServer, words_responder
     from m1bench.harness.profile.server import profile_server
     if not args.endpoint and not args.stub:
         raise SystemExit("m1bench profile server: give --endpoint URL (an OpenAI-compatible /v1 base) or --stub")
@@ -338,7 +338,7 @@ def cmd_server(args):
                                               args.max_tokens, api_key=args.api_key, timeout_s=args.timeout_s,
                                               on_request=lambda: bar.advance(task)))
     if args.stub:
-        with StubServer(ttft_s=0.02, tpot_s=0.004, prefill_s_per_word=2e-5) as stub:
+        with StubServer(words_responder, ttft_s=0.02, tpot_s=0.004, prefill_s_per_word=2e-5) as stub:
             rows, client = run(stub.url)
         endpoint = f"local stub ({stub.url})"
     else:

@@ -52,12 +52,11 @@ CREDENTIALS = (".netrc", ".git-credentials", ".pypirc", ".npmrc", ".cache/huggin
 CONTAINS = {
     "unshare": {"contained": ["cpu", "memory", "processes", "file size", "network", "writes outside its dir",
                               "daemons", "harness environment", "credential files"], "not_contained": []},
-    "userns": {"contained": ["cpu", "memory", "processes", "file size", "network", "writes outside its dir",
-                             "daemons", "harness environment", "credential files"], "not_contained": []},
     "rlimits": {"contained": ["cpu", "memory", "processes", "file size", "daemons", "harness environment"],
                 "not_contained": ["network", "writes outside its dir (where its uid may write)",
                                   "credential files its uid may read"]},
 }
+CONTAINS["userns"] = CONTAINS["unshare"]  # the same namespaces; as root a pids cgroup and no capabilities
 # Between the harness and the program in rlimits mode: a subreaper, so orphans of the run
 # (setsid'd, double-forked) reparent to it, and it kills them all when the program exits.
 _REAPER = r"""

@@ -6,7 +6,7 @@ import socket
 import pytest
 import torch
 
-from m1bench.harness.bench.stub_server import StubServer
+from m1bench.harness.bench.stub_server import StubServer, words_responder
 from m1bench.harness.cli import main
 from m1bench.harness.profile.latency import build_pair, stats
 from m1bench.harness.profile.server import profile_server
@@ -89,7 +89,7 @@ def test_stats():
 
 def test_server_profiler_measures_the_stub_timing():
     ttft, tpot = 0.03, 0.006
-    with StubServer(ttft_s=ttft, tpot_s=tpot, prefill_s_per_word=1e-4) as stub:
+    with StubServer(words_responder, ttft_s=ttft, tpot_s=tpot, prefill_s_per_word=1e-4) as stub:
         rows, client = asyncio.run(profile_server(stub.url, "stub", [20, 400], [1, 3], 3, 5, warmup=1))
         assert len(stub.requests) == 1 + 2 * (3 + 3)
     assert [(r["prompt_words"], r["concurrency"]) for r in rows] == [(20, 1), (20, 3), (400, 1), (400, 3)]
@@ -114,7 +114,7 @@ def test_server_profiler_counts_failures():
 
 
 def test_server_profiler_counts_errors_inside_the_stream():
-    with StubServer(ttft_s=0.0, tpot_s=0.0, fail_after_tokens=2) as stub:
+    with StubServer(words_responder, fail_after_tokens=2) as stub:
         rows, _ = asyncio.run(profile_server(stub.url, "stub", [10], [2], 3, 5, warmup=0))
     assert rows[0]["ok"] == 0 and rows[0]["errors"] == 3 and rows[0]["error_kinds"] == ["server"]
 
