@@ -85,7 +85,8 @@ while True:
 sys.exit(os.waitstatus_to_exitcode(status) & 0xFF if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
 """
 # Runs as (namespaced) root before the program starts; $1 = private dir, $2 = uid or "-", $3 = the
-# harness's home, $4 = the credential paths under it (space-separated), rest = argv.
+# harness's home, $4 = the credential paths under it (space-separated), $5 = paths under /tmp the
+# program must still see, read-only (an interpreter installed there), rest = argv.
 _SETUP = r"""
 set -e
 mount --make-rprivate /
@@ -95,11 +96,14 @@ for c in $4; do
   if [ -d "$p" ] && [ ! -L "$p" ]; then mount -t tmpfs -o size=1m,mode=0755 tmpfs "$p"
   elif [ -f "$p" ] && [ ! -L "$p" ]; then mount --bind /dev/null "$p"; fi
 done
-mount --bind "$1" /tmp
+for p in $5; do
+  mkdir -p "$1/${p#/tmp/}" && mount --bind "$p" "$1/${p#/tmp/}" && mount -o remount,bind,ro "$1/${p#/tmp/}"
+done
+mount --rbind "$1" /tmp
 for d in /var/tmp /dev/shm; do [ -d "$d" ] && mount -t tmpfs -o size=8m,mode=1777 tmpfs "$d"; done
 mount -o remount,bind,ro /
 cd /tmp
-uid=$2; shift 4
+uid=$2; shift 5
 # "-": stay this uid (userns: root inside) but with no capabilities, so the mounts above stay put
 if [ "$uid" = "-" ]; then exec setpriv --no-new-privs --bounding-set=-all --inh-caps=-all -- "$@"; fi
 exec setpriv --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs --bounding-set=-all --inh-caps=-all -- "$@"
@@ -162,7 +166,7 @@ def probe_isolation() -> str:
     modes.append("userns")
     with tempfile.TemporaryDirectory(prefix="m1bench-probe-") as d:
         for mode in modes:
-            cmd = _ns_prefix(mode) + ["/bin/sh", "-c", _SETUP, "sh", d, "-", _home(), " ".join(CREDENTIALS),
+            cmd = _ns_prefix(mode) + ["/bin/sh", "-c", _SETUP, "sh", d, "-", _home(), " ".join(CREDENTIALS), "",
                                       "/bin/true"]
             try:
                 if subprocess.run(cmd, capture_output=True, timeout=10).returncode == 0:
@@ -188,7 +192,8 @@ def _ns_prefix(mode: str) -> list[str]:
 
 
 class Sandbox:
-    def __init__(self, limits: Limits = Limits(), isolation: str = "auto", python: str | None = None):
+    def __init__(self, limits: Limits = Limits(), isolation: str = "auto", python: str | None = None,
+                 keep_visible: tuple[str, ...] = ()):
         self.limits = limits
         self.isolation = probe_isolation() if isolation == "auto" else isolation
         if self.isolation not in ("unshare", "userns", "rlimits"):
@@ -197,6 +202,9 @@ class Sandbox:
             raise ValueError("sandbox isolation 'userns' as root needs a pids cgroup to bind the process limit "
                              "(none is writable here); use 'unshare' (what 'auto' picks)")
         self.python = python or default_python()
+        # /tmp is the program's own directory inside the namespaces: what it must run from there
+        # (the interpreter's prefix, when the harness's venv lives under /tmp) is bound back read-only
+        self.keep_visible = tuple(sorted({os.path.realpath(k) for k in keep_visible} - {"/tmp"}))
 
     def describe(self) -> dict:
         return {"isolation": self.isolation, "python": self.python, **CONTAINS[self.isolation],
@@ -288,7 +296,8 @@ class Sandbox:
             return [sys.executable, "-I", "-c", _REAPER, *self._prlimit(), *drop, *argv], uid
         inner = [*self._prlimit(), *argv]
         return [*_ns_prefix(self.isolation), "/bin/sh", "-c", _SETUP, "sh", str(box),
-                str(uid) if uid is not None else "-", _home(), " ".join(CREDENTIALS), *inner], uid
+                str(uid) if uid is not None else "-", _home(), " ".join(CREDENTIALS),
+                " ".join(k for k in self.keep_visible if k.startswith("/tmp/") and " " not in k), *inner], uid
 
 
 @lru_cache(maxsize=None)

@@ -7,6 +7,7 @@ are left out); the results' data section says which set ran.
 """
 from __future__ import annotations
 
+import os
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -130,8 +131,10 @@ class SWEbenchVerified(Suite):
                     isolation = "userns"
                     self._isolation_note = f"userns: {sys.executable} is not usable by an unprivileged uid"
             t = opts["eval_timeout_s"]
+            interpreter = (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))
             self._sandbox = Sandbox(Limits(wall_s=t, cpu_s=t, memory_mb=opts["local_memory_mb"], max_procs=64,
-                                           max_file_mb=64), isolation=isolation, python=sys.executable)
+                                           max_file_mb=64), isolation=isolation, python=sys.executable,
+                                    keep_visible=interpreter)
         return self._sandbox
 
     def _snapshot(self, row: dict[str, Any], opts: dict[str, Any]) -> Snapshot:
