@@ -1,14 +1,16 @@
 """Evaluating a SWE-bench patch; both modes grade with swebench's own functions.
 
 - docker: the official harness, `python -m swebench.harness.run_evaluation` (pinned as the
-  `swebench` extra), one instance per call, run in `<work>/docker`. Its per-instance report.json is
-  read back; when it wrote none (a patch that does not apply, a timeout) its run_instance.log says why.
-  Runs are keyed by the patch's content, so the same patch is never evaluated twice.
-- local: for fixtures and repositories whose tests run on this machine (not the official
-  environment): the base commit is unpacked in a scratch directory inside m1bench's sandbox, the
-  patch applied with the harness's own sequence of apply commands, the instance's test patch
-  applied over its test files, and the instance's `test_cmd` run between the harness's log
-  markers. swebench.harness.grading.get_eval_report scores that log.
+  `swebench` extra), one instance per call, run in `<work>/docker` on the row as the dataset has it
+  (the harness builds the spec from its tables) and the published instance images (namespace
+  `swebench`, pulled). Its per-instance report.json is read back; when it wrote none (a patch that
+  does not apply, a timeout) its run_instance.log says why. Runs are keyed by the patch's content,
+  so the same patch is never evaluated twice.
+- local: for repositories whose tests run on this machine (not the official environment): the base
+  commit is unpacked in a scratch directory inside m1bench's sandbox, the patch applied with the
+  harness's own sequence of apply commands, the instance's test patch applied over its test files,
+  and the test command (the official spec's, or the row's own `test_cmd`) run between the harness's
+  log markers. swebench.harness.grading.get_eval_report scores that log.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Any
 from m1bench.harness.core.sandbox import Sandbox
 from m1bench.harness.core.secrets import Redactor
 from m1bench.suites.swebench.repo import Snapshot
+from m1bench.suites.swebench.spec import NAMESPACE, grading_spec
 
 _DIFF_FILE = "diff --git a/"
 
@@ -46,10 +49,6 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def _tests(value: Any) -> list[str]:
-    return json.loads(value) if isinstance(value, str) else list(value)
-
-
 def outcome(entry: dict[str, Any]) -> tuple[bool, str]:
     """(resolved, why) from swebench's per-instance report."""
     if entry.get("resolved"):
@@ -57,8 +56,7 @@ def outcome(entry: dict[str, Any]) -> tuple[bool, str]:
     if not entry.get("patch_exists", True) or entry.get("patch_is_None"):
         return False, "empty patch"
     if not entry.get("patch_successfully_applied"):
-        why = entry.get("infra_failure_reason")
-        return False, "no test results (patch did not apply, or the tests did not run)" + (f": {why}" if why else "")
+        return False, "no test results (patch did not apply, or the tests did not run)"
     status = entry.get("tests_status", {})
     parts = []
     for key, label in (("FAIL_TO_PASS", "FAIL_TO_PASS still failing"), ("PASS_TO_PASS", "PASS_TO_PASS broken")):
@@ -68,22 +66,11 @@ def outcome(entry: dict[str, Any]) -> tuple[bool, str]:
     return False, "; ".join(parts) or "not resolved"
 
 
-def test_spec(row: dict[str, Any]) -> Any:
-    """A swebench TestSpec carrying what grading reads: the tests, the log parser and eval type."""
-    from swebench.harness.log_parsers.python import MAP_REPO_TO_PARSER_PY
-    from swebench.types import TestSpec
-
-    parser = row.get("log_parser") or getattr(MAP_REPO_TO_PARSER_PY.get(row["repo"]), "__name__", "parse_log_pytest")
-    return TestSpec(instance_id=row["instance_id"], image=row.get("image") or "", eval_script_list=[],
-                    repo=row["repo"], version=str(row.get("version") or ""), FAIL_TO_PASS=_tests(row["FAIL_TO_PASS"]),
-                    PASS_TO_PASS=_tests(row["PASS_TO_PASS"]), log_parser=parser,
-                    eval_type=row.get("eval_type") or "pass_and_fail")
-
-
 def grade_log(row: dict[str, Any], patch: str, model: str, log: Path) -> dict[str, Any]:
+    """swebench's report for the instance from a test log in the harness's format."""
     from swebench.harness.grading import get_eval_report
 
-    report = get_eval_report(test_spec=test_spec(row), prediction=prediction(row["instance_id"], model, patch),
+    report = get_eval_report(test_spec=grading_spec(row), prediction=prediction(row["instance_id"], model, patch),
                              test_log_path=str(log), include_tests_status=True)
     return report[row["instance_id"]]
 
@@ -125,7 +112,7 @@ def evaluate_docker(row: dict[str, Any], patch: str, model: str, work: Path, tim
     preds.write_text(json.dumps(prediction(iid, model, patch)) + "\n")
     cmd = [sys.executable, "-m", "swebench.harness.run_evaluation", "--dataset_name", str(instances),
            "--split", "test", "--instance_ids", iid, "--predictions_path", str(preds), "--max_workers", "1",
-           "--run_id", run_id, "--timeout", str(timeout_s), "--report_dir", str(d / "reports")]
+           "--run_id", run_id, "--timeout", str(timeout_s), "--namespace", NAMESPACE, "--report_dir", str(d / "reports")]
     out, rc = run_harness(cmd, d, timeout_s + 3600)  # image builds come on top of the test time
     (d / "harness" / f"{run_id}.log").write_text(f"$ {shlex.join(cmd)}\n{out}")
     inst = d / "logs" / "run_evaluation" / run_id / model.replace("/", "__") / iid
@@ -151,13 +138,7 @@ def _files_in(patch: str) -> list[str]:
 
 
 def local_script(test_cmd: str, reset_files: list[str], new_files: list[str], python_bin: str) -> str:
-    from swebench.harness.constants import (
-        APPLY_PATCH_FAIL,
-        APPLY_PATCH_PASS,
-        END_TEST_OUTPUT,
-        START_TEST_OUTPUT,
-        TEST_EXIT_CODE,
-    )
+    from swebench.harness.constants import APPLY_PATCH_FAIL, APPLY_PATCH_PASS, END_TEST_OUTPUT, START_TEST_OUTPUT
     from swebench.harness.run_evaluation import GIT_APPLY_CMDS
 
     git = "git -c user.name=m1bench -c user.email=m1bench@localhost"
@@ -179,13 +160,11 @@ echo "{APPLY_PATCH_PASS}"
 {reset}git apply -v ../test.patch || {{ echo "m1bench: the test patch did not apply"; exit 0; }}
 echo "{START_TEST_OUTPUT}"
 {test_cmd}
-rc=$?
 echo "{END_TEST_OUTPUT}"
-echo "{TEST_EXIT_CODE}: $rc"
 """
 
 
-def evaluate_local(row: dict[str, Any], snapshot: Snapshot, patch: str, model: str, work: Path,
+def evaluate_local(row: dict[str, Any], test_cmd: str, snapshot: Snapshot, patch: str, model: str, work: Path,
                    sandbox: Sandbox, timeout_s: int) -> EvalResult:
     from swebench.harness.constants import APPLY_PATCH_FAIL, TESTS_TIMEOUT
 
@@ -196,7 +175,7 @@ def evaluate_local(row: dict[str, Any], snapshot: Snapshot, patch: str, model: s
     d.mkdir(parents=True, exist_ok=True)
     test_files = _files_in(row["test_patch"])
     exists = [f for f in test_files if snapshot.read(f) is not None]
-    script = local_script(row["test_cmd"], exists, [f for f in test_files if f not in exists],
+    script = local_script(test_cmd, exists, [f for f in test_files if f not in exists],
                           str(Path(sandbox.python).parent))
     files = {"repo.tar.b64": base64.b64encode(snapshot.archive()).decode(), "model.patch": patch,
              "test.patch": row["test_patch"], "eval.sh": script}

@@ -1,6 +1,8 @@
 """SWE-bench Verified with an Agentless-style scaffold (suites/swebench/agentless.py): one sample is
 one instance solved end to end (localisation, k repair samples, selection) into one patch, scored
-by the official harness in Docker (or the local test mode). The resolved rate is avg@k.
+by the official harness in Docker (or the local test mode). The resolved rate is avg@k. Rows as
+princeton-nlp publishes them are evaluated as they are: the pinned swebench builds their test spec
+from its tables (suites/swebench/spec.py).
 
 `subset = "paper486"` runs the M1 paper's n=486 set (the 14 instances the paper names as excluded
 are left out); the results' data section says which set ran.
@@ -22,6 +24,7 @@ from m1bench.suites.source import DataError, load_rows
 from m1bench.suites.swebench.agentless import solve
 from m1bench.suites.swebench.evaluate import docker_status, evaluate_docker, evaluate_local
 from m1bench.suites.swebench.repo import DEFAULT_CLONE_URL, Snapshot, ensure_repo
+from m1bench.suites.swebench.spec import NAMESPACE, in_tables, official, register_own_row
 
 # The 14 SWE-bench Verified instances the M1 paper left out (n = 486).
 PAPER_EXCLUDED = (
@@ -32,13 +35,12 @@ PAPER_EXCLUDED = (
 )
 REQUIRED = ("instance_id", "repo", "base_commit", "problem_statement", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
 HARNESS_MODEL = "m1bench"  # model_name_or_path in the harness's logs; the records carry the model's identity
-DOCKER_FIELDS = ("image", "log_parser", "eval_type", "eval_script")  # what swebench 5's harness reads of an instance
 
 
 @register
 class SWEbenchVerified(Suite):
     name = "swebench-verified"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"  # 2: graded by swebench 4.1.0 (was 5.0.2), its apply commands and parsers
     default_samples: ClassVar[int] = 1
     episodic: ClassVar[bool] = True
     thread_safe_scoring: ClassVar[bool] = True
@@ -62,6 +64,7 @@ class SWEbenchVerified(Suite):
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
+        self._test_cmds: dict[str, str] = {}  # local mode: the command each instance's tests run with
         self._sandbox: Sandbox | None = None
         self._isolation_note: str | None = None
 
@@ -99,27 +102,32 @@ class SWEbenchVerified(Suite):
         return problems, {**info, "subset": opts["subset"], "instances": len(rows), "excluded": excluded}
 
     def _check_evaluation(self, rows: list[dict[str, Any]], opts: dict[str, Any], source: str) -> None:
+        """Every row's spec is built (by swebench, from its tables) before Docker is asked for or a request
+        is sent; local mode takes each row's test command from it unless the row carries its own."""
         where = f"suites.{self.name}.evaluation"
         try:
             import swebench  # noqa: F401
         except ImportError:
             raise DataError(f"{where}: grading needs the swebench package (pip install 'm1bench[swebench]')") from None
         if opts["evaluation"] == "docker":
+            for r in rows:
+                official(r, source)
             why = docker_status()
             if why is not None:
                 raise DataError(f"{where} = 'docker': the official SWE-bench harness needs a running Docker daemon, "
                                 f"and none answered ({why}). Start Docker, or set evaluation = 'local' to run the "
                                 f"tests in m1bench's sandbox instead (not the official environment).")
-            for r in rows:
-                missing = [k for k in DOCKER_FIELDS if not r.get(k)]
-                if missing:
-                    raise DataError(f"{source}: instance {r['instance_id']} lacks {', '.join(missing)}, which the "
-                                    f"swebench harness reads; use a dataset revision that has them")
-        else:
-            for r in rows:
-                if not r.get("test_cmd"):
-                    raise DataError(f"{source}: instance {r['instance_id']} has no test_cmd, which the local "
-                                    f"evaluation runs; local mode is for instances that carry their test command")
+            return
+        for r in rows:
+            if r.get("test_cmd"):
+                self._test_cmds[r["instance_id"]] = r["test_cmd"]
+                if not in_tables(r):
+                    register_own_row(r, source)
+            elif in_tables(r):
+                self._test_cmds[r["instance_id"]] = official(r, source).test_cmd
+            else:
+                raise DataError(f"{source}: instance {r['instance_id']}: {r['repo']} version {r.get('version')} is not "
+                                f"in swebench's specs and the row has no test_cmd, so local mode has no test to run")
 
     def sandbox(self, opts: dict[str, Any]) -> Sandbox:
         if self._sandbox is None:
@@ -151,8 +159,8 @@ class SWEbenchVerified(Suite):
         if opts["evaluation"] == "docker":
             res = evaluate_docker(row, completion.text, HARNESS_MODEL, work, opts["eval_timeout_s"])
         else:
-            res = evaluate_local(row, self._snapshot(row, opts), completion.text, HARNESS_MODEL, work, self.sandbox(opts),
-                                 opts["eval_timeout_s"])
+            res = evaluate_local(row, self._test_cmds[problem.id], self._snapshot(row, opts), completion.text,
+                                 HARNESS_MODEL, work, self.sandbox(opts), opts["eval_timeout_s"])
         return Score(correct=res.resolved, details={"resolved": res.resolved, "reason": res.reason,
                                                     "evaluation": opts["evaluation"], "log": res.log,
                                                     "tests_status": res.report.get("tests_status")})
@@ -160,6 +168,8 @@ class SWEbenchVerified(Suite):
     def environment(self, opts: dict[str, Any]) -> dict[str, Any]:
         env = {"evaluation": opts["evaluation"], "grader": self.grader, "subset": opts["subset"],
                "repair_samples": opts["repair_samples"], "max_files": opts["max_files"]}
+        if opts["evaluation"] == "docker":
+            env["image_namespace"] = NAMESPACE  # the published instance images the harness pulls
         if opts["evaluation"] == "local" and self._sandbox is not None:
             env["sandbox"] = self._sandbox.describe()
             if self._isolation_note:

@@ -31,8 +31,10 @@ RESPOND = "respond"  # tau-bench's RESPOND_ACTION_NAME: the agent talks to the u
 STOP_TOKEN = "###STOP###"  # the user simulator ends the conversation with it
 SUCCESS_MIN = 1.0 - 1e-6  # tau-bench counts a trial successful when its reward is 1 (within 1e-6)
 
+TAU_BENCH_COMMIT = "59a200c6d575d595120f1cb70fea53cef0632f6b"  # sierra-research/tau-bench v1
 INSTALL_HINT = ("the tau_bench package (sierra-research/tau-bench v1) is not importable; it is not on PyPI. "
-                "Install it from its repository: pip install 'tau_bench @ git+https://github.com/sierra-research/tau-bench' "
+                "Install it from its repository, with the litellm it imports (the tau extra): pip install -e '.[tau]' "
+                f"'tau_bench @ git+https://github.com/sierra-research/tau-bench@{TAU_BENCH_COMMIT}' "
                 "(see the README, TAU-bench section)")
 
 

@@ -1,7 +1,9 @@
 """SWE-bench Verified: the Agentless-style scaffold on a fixture instance made here (a small git
 repository with a bug, FAIL_TO_PASS and PASS_TO_PASS tests) with a scripted model, through the
-runner; the local evaluation mode graded by swebench's own grading functions; the docker mode's
-command line and report read-back (with the harness faked: no Docker here); subset, predictions."""
+runner; the local evaluation mode graded by swebench's own grading functions, with the row's own
+test command or (the fixture filed under a repository of swebench's tables) the official one; the
+docker mode's command line and report read-back (with the harness faked: no Docker here); subset,
+predictions. The real SWE-bench Verified rows: test_real_rows.py."""
 import asyncio
 import json
 import subprocess
@@ -98,14 +100,15 @@ def git(cwd, *args):
                           capture_output=True, text=True).stdout.strip()
 
 
-@pytest.fixture
-def instance(tmp_path):
-    """repos_dir with acme__calc at its buggy base commit, and a one-instance data file."""
-    repo = tmp_path / "repos" / "acme__calc"
+def make_instance(tmp_path, repo_name="acme/calc", **row):
+    """repos_dir with the calc repository (filed as repo_name) at its buggy base commit, and a
+    one-instance data file."""
+    repo = tmp_path / "repos" / repo_name.replace("/", "__")
     (repo / "calc").mkdir(parents=True)
     (repo / "tests").mkdir()
     (repo / "calc" / "__init__.py").write_text("")
     (repo / "calc" / "ops.py").write_text(OPS)
+    (repo / "tests" / "__init__.py").write_text("")  # `pytest tests/…` (no -m) imports calc from the root
     (repo / "tests" / "test_ops.py").write_text(TESTS)
     (repo / "README.md").write_text("calc\n")
     git(repo, "init", "-q")
@@ -114,15 +117,29 @@ def instance(tmp_path):
     base = git(repo, "rev-parse", "HEAD")
     (repo / "calc" / "ops.py").write_text(OPS + "\n\ndef later():\n    pass\n")  # a later commit the instance must not see
     git(repo, "commit", "-qam", "later")
-    row = {"instance_id": IID, "repo": "acme/calc", "base_commit": base, "version": "0.1",
+    row = {"instance_id": IID, "repo": repo_name, "base_commit": base, "version": "0.1",
            "problem_statement": "mean([2, 4]) returns 6 instead of 3.",
            "patch": "", "test_patch": TEST_PATCH,
            "FAIL_TO_PASS": json.dumps(["tests/test_ops.py::test_mean"]),
            "PASS_TO_PASS": json.dumps(["tests/test_ops.py::test_add", "tests/test_ops.py::test_total"]),
-           "test_cmd": "python -m pytest -rA -p no:cacheprovider tests/test_ops.py"}
+           "test_cmd": "python -m pytest -rA -p no:cacheprovider tests/test_ops.py", **row}
+    row = {k: v for k, v in row.items() if v is not None}
     data = tmp_path / "instances.jsonl"
     data.write_text(json.dumps(row) + "\n")
     return {"repos": tmp_path / "repos", "data": data, "row": row, "tmp": tmp_path}
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """An instance of one's own: acme/calc, not in swebench's tables, with its test_cmd."""
+    return make_instance(tmp_path)
+
+
+@pytest.fixture
+def tables_instance(tmp_path):
+    """The calc fixture filed as pytest-dev/pytest 6.0 with no test_cmd: as princeton-nlp rows come, the
+    test command, log parser and image come from swebench's tables for that repository and version."""
+    return make_instance(tmp_path, "pytest-dev/pytest", version="6.0", test_cmd=None)
 
 
 class ScriptedCoder:
@@ -187,7 +204,7 @@ def test_correct_patch_is_resolved(instance):
     assert s["environment"]["evaluation"] == "local" and s["grader"] == f"swebench=={swebench.__version__}"
     # the log is in the harness's format and swebench's grading read it
     log = Path(rec["score"]["details"]["log"]).read_text()
-    assert ">>>>> Start Test Output" in log and ">>>>> Test Exit Code: 0" in log
+    assert ">>>>> Start Test Output" in log and ">>>>> End Test Output" in log
     # stage 1 saw the repository structure at the base commit (not the later commit's), stage 2 the skeleton
     assert "calc/" in client.prompt("files") and "    ops.py" in client.prompt("files")
     assert "README.md" not in client.prompt("files")
@@ -272,32 +289,67 @@ def test_repositories_are_cloned_when_missing(instance):
 
 
 @needs_swebench
-def test_docker_absent_fails_clearly_before_any_request(instance, monkeypatch):
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{instance['tmp']}/no-docker.sock")
-    with pytest.raises(DataError, match=r"evaluation = 'docker': the official SWE-bench harness needs a running Docker daemon"):
+def test_local_mode_runs_the_official_test_command(tables_instance):
+    """A row with no test_cmd (as princeton-nlp's are) runs the command of swebench's spec for its
+    repository and version (pytest-dev/pytest 6.0: `pytest -rA` and the test patch's files), and its
+    log is read by that repository's parser."""
+    out = tables_instance["tmp"] / "run"
+    res = run(cfg_for(tables_instance, out), ScriptedCoder())
+    rec = records(out)[0]
+    assert rec["score"]["correct"] is True and rec["score"]["details"]["reason"] == "resolved"
+    script = (Path(rec["score"]["details"]["log"]).parent / "eval.sh").read_text()
+    assert "\npytest -rA tests/test_ops.py\n" in script
+    assert res["suites"]["swebench-verified"]["metrics"][0]["value"] == 1.0
+
+
+@needs_swebench
+@pytest.mark.parametrize("row,match", [
+    ({"repo": "acme/other", "test_cmd": None},
+     r"instance acme__calc-1: acme/other version 0.1 is not in swebench's specs and the row has no test_cmd"),
+    ({"log_parser": "parse_log_nothing"}, r"instance acme__calc-1: log_parser 'parse_log_nothing' is not one of swebench's"),
+])
+def test_local_rows_without_a_test_to_run_fail_before_any_request(tmp_path, row, match):
+    inst = make_instance(tmp_path, **row)
+    with pytest.raises(DataError, match=match):
+        run(cfg_for(inst, tmp_path / "run"), ScriptedCoder(repairs=[]))
+
+
+@needs_swebench
+def test_docker_mode_refuses_a_row_outside_swebenchs_tables(instance):
+    """The harness builds its spec from swebench's tables: a row of a repository they lack stops the
+    run before Docker is asked for, naming the instance."""
+    with pytest.raises(DataError, match=r"instance acme__calc-1: swebench's MAP_REPO_VERSION_TO_SPECS has no acme/calc "
+                                        r"version 0.1"):
         run(cfg_for(instance, instance["tmp"] / "run", evaluation="docker"), ScriptedCoder(repairs=[]))
 
 
 @needs_swebench
-def test_docker_mode_runs_the_harness_and_reads_its_report(instance, monkeypatch):
+def test_docker_absent_fails_clearly_before_any_request(tables_instance, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tables_instance['tmp']}/no-docker.sock")
+    with pytest.raises(DataError, match=r"evaluation = 'docker': the official SWE-bench harness needs a running Docker daemon"):
+        run(cfg_for(tables_instance, tables_instance["tmp"] / "run", evaluation="docker"), ScriptedCoder(repairs=[]))
+
+
+@needs_swebench
+def test_docker_mode_runs_the_harness_and_reads_its_report(tables_instance, monkeypatch):
     """The harness is faked (no Docker here): it grades the way run_instance does, from a log in its
-    format, and writes report.json / run_instance.log where the real one does."""
+    format, and writes report.json / run_instance.log where the real one does. It is handed the row
+    as the dataset has it, and the namespace of the published images."""
     from swebench.harness.constants import APPLY_PATCH_FAIL
     from swebench.harness.grading import get_eval_report
+    from swebench.harness.test_spec.test_spec import make_test_spec
 
     import m1bench.suites.swebench.evaluate as ev
 
     calls = []
-    row = {**instance["row"], "image": "img", "log_parser": "parse_log_pytest", "eval_type": "pass_and_fail",
-           "eval_script": "true"}
-    instance["data"].write_text(json.dumps(row) + "\n")
+    row = tables_instance["row"]
 
     def fake_harness(cmd, cwd, timeout_s):
         args = dict(zip(cmd[3::2], cmd[4::2], strict=True))
         calls.append((cmd[:3], args))
         pred = json.loads(Path(args["--predictions_path"]).read_text())
         assert set(pred) == {"instance_id", "model_name_or_path", "model_patch"}
-        assert json.loads(Path(args["--dataset_name"]).read_text())[0]["instance_id"] == IID
+        assert json.loads(Path(args["--dataset_name"]).read_text()) == [row]
         d = Path(cwd) / "logs" / "run_evaluation" / args["--run_id"] / pred["model_name_or_path"] / IID
         d.mkdir(parents=True)
         if "len(values) - 2" in pred["model_patch"]:
@@ -306,7 +358,7 @@ def test_docker_mode_runs_the_harness_and_reads_its_report(instance, monkeypatch
             (d / "test_output.txt").write_text(">>>>> Start Test Output\nPASSED tests/test_ops.py::test_mean\n"
                                                "PASSED tests/test_ops.py::test_add\nFAILED tests/test_ops.py::test_total\n"
                                                ">>>>> End Test Output\n")
-            spec = ev.test_spec(row)
+            spec = make_test_spec(row, namespace=args["--namespace"])  # what run_evaluation builds (pytest: offline)
             report = get_eval_report(spec, pred, str(d / "test_output.txt"), include_tests_status=True)
             (d / "report.json").write_text(json.dumps(report))
         return "", 0
@@ -315,11 +367,13 @@ def test_docker_mode_runs_the_harness_and_reads_its_report(instance, monkeypatch
     monkeypatch.setattr(ev, "run_harness", fake_harness)
     import m1bench.suites.swebench.suite as suite_mod
     monkeypatch.setattr(suite_mod, "docker_status", lambda: None)
-    out = instance["tmp"] / "run"
-    run(cfg_for(instance, out, evaluation="docker"), ScriptedCoder())
+    out = tables_instance["tmp"] / "run"
+    res = run(cfg_for(tables_instance, out, evaluation="docker"), ScriptedCoder())
     rec = records(out)[0]
     assert calls[0][0][1:] == ["-m", "swebench.harness.run_evaluation"]
     assert calls[0][1]["--instance_ids"] == IID and calls[0][1]["--max_workers"] == "1"
+    assert calls[0][1]["--namespace"] == "swebench"
+    assert res["suites"]["swebench-verified"]["environment"]["image_namespace"] == "swebench"
     assert rec["score"]["correct"] is False
     assert rec["score"]["details"]["reason"] == "PASS_TO_PASS broken: tests/test_ops.py::test_total"
     # a patch that does not apply: no report.json, the reason from run_instance.log
@@ -327,7 +381,7 @@ def test_docker_mode_runs_the_harness_and_reads_its_report(instance, monkeypatch
     recs[0]["completion"]["text"] = recs[0]["completion"]["text"].replace("(len(values) - 1)", "(len(values) - 2)")
     recs[0]["grader"] = "old"
     (out / "records.jsonl").write_text(json.dumps(recs[0]) + "\n")
-    run(cfg_for(instance, out, evaluation="docker"), ScriptedCoder(repairs=[]))
+    run(cfg_for(tables_instance, out, evaluation="docker"), ScriptedCoder(repairs=[]))
     assert records(out)[-1]["score"]["details"]["reason"] == "patch does not apply"
 
 
