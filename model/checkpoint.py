@@ -9,9 +9,10 @@ import re
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from m1bench.harness.core.files import InputError, read_json
 from m1bench.model.config import M1Config
 from m1bench.model.m1 import M1ForCausalLM
 
@@ -19,8 +20,16 @@ INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint is missing, has extra or misshaped tensors; the message names them."""
+class CheckpointError(InputError):
+    """A checkpoint is missing, unreadable, has extra or misshaped tensors; the message names them."""
+
+
+def open_safetensors(path: Path, error: type[InputError] = CheckpointError):
+    """safe_open on CPU; a file that is not whole safetensors (empty, cut short) fails naming it."""
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except SafetensorError as e:
+        raise error(f"{path}: not a complete safetensors file ({path.stat().st_size:,} bytes; {e})") from None
 
 
 # ---- transformers <-> M1 names ----------------------------------------------------------------
@@ -88,10 +97,10 @@ def save_checkpoint(model: M1ForCausalLM, directory, max_shard_bytes: int = 2 <<
 # ---- load -------------------------------------------------------------------------------------
 def shard_files(directory: Path) -> list[Path]:
     if (directory / INDEX).exists():
-        try:
-            weight_map = json.loads((directory / INDEX).read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError) as e:
-            raise CheckpointError(f"{directory / INDEX}: unreadable index ({e})") from None
+        weight_map = read_json(directory / INDEX, CheckpointError)
+        weight_map = weight_map.get("weight_map") if isinstance(weight_map, dict) else None
+        if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
+            raise CheckpointError(f"{directory / INDEX}: field 'weight_map' must map tensor names to shard files")
         files = [directory / f for f in dict.fromkeys(weight_map.values())]
     elif (directory / SINGLE).exists():
         files = [directory / SINGLE]
@@ -130,7 +139,7 @@ def load_model(path, dtype: torch.dtype = torch.float32, device="cpu") -> M1ForC
     params = dict(model.state_dict())
     loaded: set[str] = set()
     for shard in shard_files(directory):
-        with safe_open(str(shard), framework="pt", device="cpu") as f:
+        with open_safetensors(shard) as f:
             for raw_name in f.keys():
                 if m := _HF_DECAY.match(raw_name):
                     if m[2] == "slope_rate":

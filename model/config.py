@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from m1bench.harness.core.files import read_json
+from m1bench.harness.core.files import InputError, read_json
 
 M1_MODEL_TYPES = {"minimax_m1": "MiniMaxM1ForCausalLM", "minimax_text_01": "MiniMaxText01ForCausalLM"}
 HF_MODEL_TYPE = "minimax"
 LIGHTNING, SOFTMAX = 0, 1
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config field is missing or wrong; the message names the source and the field."""
 
 
@@ -42,8 +44,8 @@ class M1Config:
     layernorm_mlp_beta: float = 1.0
     max_position_embeddings: int = 10_240_000
     block_size: int = 256  # transformers' lightning block; results do not depend on it, kept for its schema
-    bos_token_id: int | None = None
-    eos_token_id: int | None = None
+    bos_token_id: int | list[int] | None = None
+    eos_token_id: int | list[int] | None = None  # transformers' configs may list several
     tie_word_embeddings: bool = False
     hidden_act: str = "silu"
     model_type: str = "minimax_m1"
@@ -78,15 +80,18 @@ class M1Config:
         raise ConfigError(f"{self.source}: field '{name}' {why}")
 
     def validate(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _is_a(value, hints[f.name]):
+                self._fail(f.name, f"must be {_type_words(hints[f.name])}, got {value!r}")
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                      "num_key_value_heads", "head_dim", "intermediate_size", "num_local_experts",
                      "num_experts_per_tok", "block_size", "max_position_embeddings"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                self._fail(name, f"must be a positive integer, got {value!r}")
-        if not isinstance(self.attn_type_list, list) or len(self.attn_type_list) != self.num_hidden_layers:
-            n = len(self.attn_type_list) if isinstance(self.attn_type_list, list) else self.attn_type_list
-            self._fail("attn_type_list", f"must list one entry per layer: got {n} entries for "
+            if getattr(self, name) <= 0:
+                self._fail(name, f"must be a positive integer, got {getattr(self, name)!r}")
+        if len(self.attn_type_list) != self.num_hidden_layers:
+            self._fail("attn_type_list", f"must list one entry per layer: got {len(self.attn_type_list)} entries for "
                                          f"num_hidden_layers={self.num_hidden_layers}")
         bad = [i for i, t in enumerate(self.attn_type_list) if t not in (LIGHTNING, SOFTMAX)]
         if bad:
@@ -126,7 +131,7 @@ class M1Config:
         model_type = raw.get("model_type")
         if model_type == HF_MODEL_TYPE:
             raw = _from_transformers_schema(raw, source)
-        elif model_type not in M1_MODEL_TYPES:
+        elif not isinstance(model_type, str) or model_type not in M1_MODEL_TYPES:
             raise ConfigError(f"{source}: field 'model_type' must be one of "
                               f"{sorted([*M1_MODEL_TYPES, HF_MODEL_TYPE])}, got {model_type!r}")
         known = {f.name for f in fields(cls)}
@@ -146,12 +151,38 @@ class M1Config:
         return cls.from_dict(raw, source=str(path))
 
 
-def read_config_json(path: str | Path, error: type[Exception]) -> tuple[dict, Path]:
+def read_config_json(path: str | Path, error: type[InputError]) -> tuple[dict, Path]:
     """A checkpoint's config.json (or the file itself) -> (parsed dict, path); `error` names the file."""
     path = Path(path)
+    if not path.exists():
+        raise error(f"{path}: no such checkpoint directory",
+                    hint=f"`m1bench model init --out {path}` writes a seeded random tiny checkpoint there")
     if path.is_dir():
         path = path / "config.json"
     return read_json(path, error), path
+
+
+def _is_a(value, hint) -> bool:
+    """isinstance for the annotations M1Config uses (a bool is no int here, an int is a float)."""
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return any(_is_a(value, arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_is_a(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if isinstance(value, bool):
+        return hint is bool
+    return isinstance(value, (int, float) if hint is float else hint)
+
+
+def _type_words(hint) -> str:
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return " or ".join(_type_words(arg) for arg in typing.get_args(hint))
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_words(typing.get_args(hint)[0]).split(' ', 1)[1]}s"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+            type(None): "null"}.get(hint, hint.__name__)
 
 
 def _has_default(f) -> bool:
@@ -162,10 +193,12 @@ def _has_default(f) -> bool:
 def _derived_head_dim(raw: dict, source: str) -> int:
     if raw.get("head_dim"):
         return raw["head_dim"]
-    try:
-        return raw["hidden_size"] // raw["num_attention_heads"]
-    except KeyError as e:
-        raise ConfigError(f"{source}: required field '{e.args[0]}' is missing") from None
+    for name in ("hidden_size", "num_attention_heads"):
+        if name not in raw:
+            raise ConfigError(f"{source}: required field '{name}' is missing")
+        if not isinstance(raw[name], int) or isinstance(raw[name], bool) or raw[name] <= 0:
+            raise ConfigError(f"{source}: field '{name}' must be a positive integer, got {raw[name]!r}")
+    return raw["hidden_size"] // raw["num_attention_heads"]
 
 
 def _from_transformers_schema(raw: dict, source: str) -> dict:
@@ -175,11 +208,13 @@ def _from_transformers_schema(raw: dict, source: str) -> dict:
     layer_types = raw.get("layer_types")
     if layer_types is None:
         raise ConfigError(f"{source}: required field 'layer_types' is missing")
-    try:
-        out["attn_type_list"] = [names[t] for t in layer_types]
-    except KeyError as e:
-        raise ConfigError(f"{source}: field 'layer_types' has unknown entry {e.args[0]!r} "
-                          f"(want 'linear_attention' or 'full_attention')") from None
+    if not isinstance(layer_types, list):
+        raise ConfigError(f"{source}: field 'layer_types' must be a list, got {layer_types!r}")
+    unknown = [t for t in layer_types if not isinstance(t, str) or t not in names]
+    if unknown:
+        raise ConfigError(f"{source}: field 'layer_types' has unknown entry {unknown[0]!r} "
+                          f"(want 'linear_attention' or 'full_attention')")
+    out["attn_type_list"] = [names[t] for t in layer_types]
     for hf, m1 in (("full_attn_alpha_factor", "layernorm_full_attention_alpha"),
                    ("full_attn_beta_factor", "layernorm_full_attention_beta"),
                    ("linear_attn_alpha_factor", "layernorm_linear_attention_alpha"),
@@ -189,11 +224,17 @@ def _from_transformers_schema(raw: dict, source: str) -> dict:
         if hf in raw:
             out[m1] = raw[hf]
     rope = raw.get("rope_parameters") or {}
+    if not isinstance(rope, dict):
+        raise ConfigError(f"{source}: field 'rope_parameters' must be an object, got {rope!r}")
     if "rope_theta" in rope:
         out["rope_theta"] = rope["rope_theta"]
     head_dim = _derived_head_dim(raw, source)
     if "partial_rotary_factor" in rope:
-        out["rotary_dim"] = int(head_dim * rope["partial_rotary_factor"])
+        factor = rope["partial_rotary_factor"]
+        if not isinstance(factor, (int, float)) or isinstance(factor, bool):
+            raise ConfigError(f"{source}: field 'rope_parameters.partial_rotary_factor' must be a number, "
+                              f"got {factor!r}")
+        out["rotary_dim"] = int(head_dim * factor)
     out["postnorm"] = True
     out["model_type"] = "minimax_m1"
     return out

@@ -11,16 +11,17 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
+from m1bench.harness.core.files import InputError
 from m1bench.model.cache import InferenceCache
+from m1bench.model.checkpoint import open_safetensors
 from m1bench.model.m1 import M1ForCausalLM
 
 FORMAT = "m1bench-inference-state/1"
 
 
-class StateError(ValueError):
+class StateError(InputError):
     """A saved state does not fit this model or this prompt."""
 
 
@@ -51,9 +52,9 @@ def load_state(model: M1ForCausalLM, path, checkpoint: str, tokens=None, capacit
     path = Path(path)
     if not path.exists():
         raise StateError(f"{path}: no such state file")
-    with safe_open(str(path), framework="pt", device="cpu") as f:
+    with open_safetensors(path, StateError) as f:
         meta = f.metadata() or {}
-        if meta.get("format") != FORMAT:
+        if meta.get("format") != FORMAT or not {"checkpoint", "length", "tokens_sha256"} <= set(meta):
             raise StateError(f"{path}: not an m1bench state file (format {meta.get('format')!r}, want {FORMAT!r})")
         if meta["checkpoint"] != checkpoint:
             raise StateError(f"{path}: saved for checkpoint {meta['checkpoint']}, but this model is {checkpoint}; "

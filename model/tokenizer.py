@@ -11,8 +11,11 @@ Reasoning sits inside <think>â€¦</think>; tool calls as <tool_calls>\\n{"name":â
 import json
 from pathlib import Path
 
+from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+from m1bench.harness.core.files import InputError, read_json
 
 BOS, EOS, UNK, BOD = "<beginning_of_sentence>", "<end_of_sentence>", "<end_of_document>", "<begin_of_document>"
 SPECIAL_TOKENS = [UNK, BOS, EOS, BOD]
@@ -69,15 +72,24 @@ def _as_parts(message: dict) -> dict:
     return {"role": message["role"], "content": parts or [{"type": "text", "text": ""}]}
 
 
+class TokenizerError(InputError):
+    """A tokenizer file is missing or unreadable, or names an eos token or chat template that does
+    not work; the message names the file and the field."""
+
+
 class ChatTokenizer:
-    def __init__(self, tokenizer: Tokenizer, chat_template: str, eos_token: str = EOS):
+    def __init__(self, tokenizer: Tokenizer, chat_template: str, eos_token: str = EOS, source: str = "<tokenizer>"):
+        """`source`: the file chat_template and eos_token came from, for the errors."""
         self.tokenizer = tokenizer
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
         env.filters["tojson"] = lambda x, **_: json.dumps(x, ensure_ascii=False)
-        self.template = env.from_string(chat_template)
+        try:
+            self.template = env.from_string(chat_template)
+        except TemplateSyntaxError as e:
+            raise TokenizerError(f"{source}: field 'chat_template' line {e.lineno}: {e.message}") from None
         self.eos_token_id = tokenizer.token_to_id(eos_token)
         if self.eos_token_id is None:
-            raise ValueError(f"eos token {eos_token!r} is not in the tokenizer's vocabulary")
+            raise TokenizerError(f"{source}: eos token {eos_token!r} is not in the tokenizer's vocabulary")
 
     @property
     def vocab_size(self) -> int:
@@ -112,11 +124,21 @@ def load_tokenizer(path) -> ChatTokenizer:
     directory = Path(path)
     tok_file, cfg_file = directory / "tokenizer.json", directory / "tokenizer_config.json"
     if not tok_file.exists():
-        raise FileNotFoundError(f"{tok_file}: missing (m1bench loads tokenizers from tokenizer.json)")
-    cfg = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+        raise TokenizerError(f"{tok_file}: missing (m1bench loads tokenizers from tokenizer.json)")
+    try:
+        tokenizer = Tokenizer.from_file(str(tok_file))
+    except Exception as e:  # the tokenizers library raises a bare Exception; its message has the line
+        raise TokenizerError(f"{tok_file}: not a tokenizer the tokenizers library reads ({e})") from None
+    cfg = read_json(cfg_file, TokenizerError) if cfg_file.exists() else {}
+    if not isinstance(cfg, dict):
+        raise TokenizerError(f"{cfg_file}: expected a JSON object, got {type(cfg).__name__}")
     eos = cfg.get("eos_token", EOS)
-    eos = eos["content"] if isinstance(eos, dict) else eos
-    return ChatTokenizer(Tokenizer.from_file(str(tok_file)), cfg.get("chat_template") or CHAT_TEMPLATE, eos)
+    eos = eos.get("content") if isinstance(eos, dict) else eos
+    template = cfg.get("chat_template") or CHAT_TEMPLATE
+    if not isinstance(eos, str) or not isinstance(template, str):
+        field = "eos_token" if not isinstance(eos, str) else "chat_template"
+        raise TokenizerError(f"{cfg_file}: field '{field}' must be a string")
+    return ChatTokenizer(tokenizer, template, eos, source=str(cfg_file if cfg_file.exists() else tok_file))
 
 
 def build_byte_tokenizer(directory) -> Path:

@@ -12,13 +12,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+from m1bench.harness.core.files import InputError
+
 SCHEMA_VERSION = 1
 
 # from_version -> function lifting a report of that version to from_version + 1 (none yet: v1 is the first).
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
 
-class ReportError(ValueError):
+class ReportError(InputError):
     """A report that cannot be read: bad JSON, unsupported schema version, or a field that is wrong."""
 
 

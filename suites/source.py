@@ -13,7 +13,7 @@ from m1bench.harness.core import files
 LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
-class DataError(ValueError):
+class DataError(files.InputError):
     pass
 
 

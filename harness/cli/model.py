@@ -1,22 +1,24 @@
-"""`m1bench model init|info` and `m1bench generate`: make, describe and sample the reference model."""
+"""`m1bench model init|info` and `m1bench generate`: make, describe and sample the reference model.
+torch is imported when a command runs, not for its --help."""
 import argparse
 import json
 import sys
 from pathlib import Path
 
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from m1bench.model.config import M1Config
-from m1bench.model.m1 import M1ForCausalLM
 from m1bench.model.presets import PRESETS, preset
 
 console = Console()
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "float64": torch.float64}
+DTYPES = ("float32", "bfloat16", "float16", "float64")  # torch dtype names
 
 
 def model_facts(config: M1Config) -> dict:
+    import torch
+
+    from m1bench.model.m1 import M1ForCausalLM
     with torch.device("meta"):
         counts = M1ForCausalLM(config).num_parameters()
     mix = "".join("L" if t == 0 else "S" for t in config.attn_type_list)
@@ -65,11 +67,13 @@ def cmd_info(args):
 
 
 def cmd_generate(args):
+    import torch
+
     from m1bench.model.checkpoint import load_model
     from m1bench.model.generate import SamplingParams, generate
     from m1bench.model.tokenizer import load_tokenizer
     path = resolve_model(args.model)
-    model, tok = load_model(path, DTYPES[args.dtype], args.device), load_tokenizer(path)
+    model, tok = load_model(path, getattr(torch, args.dtype), args.device), load_tokenizer(path)
     prompt = Path(args.prompt_file).read_text() if args.prompt_file else args.prompt
     if args.raw:
         text = prompt
@@ -148,7 +152,7 @@ def add_parser(sub):
     what.add_argument("--prompt-file", help="read the user message from a file (long inputs)")
     gen.add_argument("--system", help="system prompt")
     gen.add_argument("--raw", action="store_true", help="send the prompt as-is, without the chat template")
-    gen.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    gen.add_argument("--dtype", choices=DTYPES, default="float32")
     gen.add_argument("--device", default="cpu")
     gen.add_argument("--save-state", metavar="S", help="prefill in chunks, saving the inference state to S as it goes")
     gen.add_argument("--resume-state", metavar="S", help="continue an interrupted prefill from the state in S")

@@ -1,11 +1,23 @@
 """Reading the JSON and JSONL files m1bench is given (configs, data rows, records, reports):
 errors name the file and the line, in the exception type of the caller's domain (ConfigError,
-DataError, RecordsError, ReportError), so a bad input is one clear line, never a traceback."""
+DataError, RecordsError, ReportError: InputErrors all), so a bad input is one clear line, never a
+traceback."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any, Iterator
+
+
+class InputError(ValueError):
+    """Something m1bench was given is malformed or missing: a model file, a config, a data row, a
+    flag. The message is one line naming the file and the line or field; `hint`, when set, says
+    what to do about it. The `m1bench` command prints both without a traceback and exits 2."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
 
 
 def read_json(path: str | Path, error: type[Exception] = ValueError) -> Any:

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, TypedDict
 
-from m1bench.harness.core.files import iter_jsonl
+from m1bench.harness.core.files import InputError, iter_jsonl
 from m1bench.harness.core.types import sample_seed
 
 
@@ -37,7 +37,7 @@ class Record(TypedDict, total=False):
     regraded: bool
 
 
-class RecordsError(ValueError):
+class RecordsError(InputError):
     pass
 
 

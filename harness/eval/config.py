@@ -9,7 +9,9 @@ output directory. Everything is validated before any request; errors name the ke
 """
 from __future__ import annotations
 
+import copy
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -21,14 +23,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from m1bench.harness.core.files import InputError
 from m1bench.suites import get_suite, suite_names
 from m1bench.suites.base import Option
 
 DEMO_CONFIG = "demo.toml"
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(InputError):
+    """A run config that cannot run; `key` (e.g. "run.concurrency") names the config key at fault."""
+
+    def __init__(self, message: str, hint: str | None = None, key: str | None = None):
+        super().__init__(message, hint)
+        self.key = key
+
+
+def bad_key(key: str, why: str, hint: str | None = None) -> ConfigError:
+    return ConfigError(f"config key {key}: {why}", hint, key)
 
 
 TABLES: dict[str, dict[str, Option]] = {
@@ -119,14 +130,14 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 def _check_value(key: str, value: Any, opt: Option, short: str) -> Any:
     types = opt.type if isinstance(opt.type, tuple) else (opt.type,)
     if isinstance(value, bool) and bool not in types:  # TOML true is not an int here
-        raise ConfigError(f"config key {key}: expected {_type_name(opt.type)}, got bool {value!r}")
+        raise bad_key(key, f"expected {_type_name(opt.type)}, got bool {value!r}")
     if not isinstance(value, types):
-        raise ConfigError(f"config key {key}: expected {_type_name(opt.type)}, got {type(value).__name__} {value!r}")
+        raise bad_key(key, f"expected {_type_name(opt.type)}, got {type(value).__name__} {value!r}")
     if opt.choices is not None and value not in opt.choices:
-        raise ConfigError(f"config key {key}: {value!r} is not one of {', '.join(map(repr, opt.choices))}")
+        raise bad_key(key, f"{value!r} is not one of {', '.join(map(repr, opt.choices))}")
     check = _CHECKS.get(key) or _CHECKS.get(short)
     if check and not check[0](value):
-        raise ConfigError(f"config key {key}: {value!r} {check[1]}")
+        raise bad_key(key, f"{value!r} {check[1]}")
     return value
 
 
@@ -134,10 +145,10 @@ def _table(name: str, raw: Any, schema: dict[str, Option]) -> dict[str, Any]:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"config key {name}: expected a table, got {type(raw).__name__}")
+        raise bad_key(name, f"expected a table, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(schema))
     if unknown:
-        raise ConfigError(f"config key {name}.{unknown[0]}: unknown key (known: {', '.join(sorted(schema))})")
+        raise bad_key(f"{name}.{unknown[0]}", "unknown key", hint=f"[{name}] takes {', '.join(sorted(schema))}")
     out = {}
     for key, opt in schema.items():
         out[key] = opt.default if raw.get(key) is None else _check_value(f"{name}.{key}", raw[key], opt, key)
@@ -149,26 +160,27 @@ def validate(raw: dict[str, Any], base_dir: Path | None = None, source: str = "<
     relative to the config file's directory."""
     unknown = sorted(set(raw) - {*TABLES, "suites", "server"})
     if unknown:
-        raise ConfigError(f"config key {unknown[0]}: unknown table (known: run, model, sampling, server, suites)")
+        raise bad_key(unknown[0], "unknown table (known: run, model, sampling, server, suites)")
     server = raw.get("server")  # checked by the command that starts it (m1bench.harness.serve.hook)
     run = _table("run", raw.get("run"), TABLES["run"])
     model = ModelConfig(**_table("model", raw.get("model"), TABLES["model"]))
     sampling = _table("sampling", raw.get("sampling"), TABLES["sampling"])
     if model.engine == "openai" and server is None:  # a [server] table provides the endpoint
         if not model.endpoints:
-            raise ConfigError("config key model.endpoints: engine 'openai' needs at least one endpoint URL")
+            raise bad_key("model.endpoints", "engine 'openai' needs at least one endpoint URL")
         if not all(isinstance(u, str) and u.startswith(("http://", "https://")) for u in model.endpoints):
-            raise ConfigError(f"config key model.endpoints: expected http(s) URLs, got {model.endpoints!r}")
+            raise bad_key("model.endpoints", f"expected http(s) URLs, got {model.endpoints!r}")
         if not model.name:
-            raise ConfigError("config key model.name: engine 'openai' needs the served model name")
+            raise bad_key("model.name", "engine 'openai' needs the served model name")
     suites_raw = raw.get("suites")
     if not isinstance(suites_raw, dict) or not suites_raw:
-        raise ConfigError("config key suites: at least one [suites.NAME] table is needed")
+        raise bad_key("suites", "at least one [suites.NAME] table is needed")
     suites = {}
     known = suite_names()
     for name, opts in suites_raw.items():
         if name not in known:
-            raise ConfigError(f"config key suites.{name}: unknown suite (known: {', '.join(known)})")
+            raise bad_key(f"suites.{name}", "unknown suite", hint=f"the suites are {', '.join(known)}; "
+                          "`m1bench suites` lists their options")
         suite = get_suite(name)
         checked = _table(f"suites.{name}", opts, suite.all_options())
         data = checked.get("data")
@@ -186,8 +198,10 @@ def read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: invalid TOML ({e})") from None
+    except tomllib.TOMLDecodeError as e:  # its message ends "(at line L, column C)"
+        at = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", str(e))
+        where, what = (f"{path}:{at[2]}:{at[3]}", at[1]) if at else (str(path), str(e))
+        raise ConfigError(f"{where}: invalid TOML ({what})") from None
 
 
 def demo_config_path() -> Path:
@@ -199,9 +213,26 @@ def load_config(path: str | Path | None = None, edit: Callable[[dict[str, Any]],
     overrides to the parsed dict (so their errors name config keys too), validate."""
     path = Path(path) if path else demo_config_path()
     raw = read_toml(path)
+    in_file = copy.deepcopy(raw)
     if edit is not None:
         edit(raw)
-    return validate(raw, base_dir=path.parent.resolve(), source=str(path))
+    try:
+        return validate(raw, base_dir=path.parent.resolve(), source=str(path))
+    except ConfigError as e:  # a value the file holds is named with the file; one a flag set, without
+        if e.key is None or _lookup(in_file, e.key) is _MISSING or _lookup(in_file, e.key) != _lookup(raw, e.key):
+            raise
+        raise ConfigError(f"{path}: {e}", e.hint, e.key) from None
+
+
+_MISSING = object()
+
+
+def _lookup(table: Any, key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(table, dict) or part not in table:
+            return _MISSING
+        table = table[part]
+    return table
 
 
 def merge(into: dict[str, Any], new: dict[str, Any]) -> None:

@@ -26,10 +26,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterator
 
+from m1bench.harness.core.files import InputError
 from m1bench.harness.serve.launcher import ManagedServer, ServerSpec
 
 
-class ServerConfigError(ValueError):
+class ServerConfigError(InputError):
     pass
 
 
