@@ -47,6 +47,13 @@ class InstantClient:
         pass
 
 
+def write_synthetic_aime(path: Path, problems: int) -> Path:
+    """An AIME-layout file of `problems` problems, every answer 7 (what ANSWER gives)."""
+    path.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"Compute {i} + 7 - {i}.", "answer": "7"}) + "\n"
+                            for i in range(problems)))
+    return path
+
+
 def _env() -> dict:
     return environment()
 
@@ -61,9 +68,7 @@ def bench_runner(problems: int, samples: int, concurrency: int) -> dict:
 
     # the runs' reports go to the temp dir, not ./reports
     with tempfile.TemporaryDirectory() as d, patch.dict(os.environ, {"M1BENCH_REPORTS_DIR": str(Path(d) / "reports")}):
-        data = Path(d) / "synthetic_aime.jsonl"
-        data.write_text("".join(json.dumps({"id": f"p{i}", "problem": f"Compute {i} + 7 - {i}.", "answer": "7"}) + "\n"
-                                for i in range(problems)))
+        data = write_synthetic_aime(Path(d) / "synthetic_aime.jsonl", problems)
         cfg = validate({"run": {"output_dir": str(Path(d) / "out"), "concurrency": concurrency},
                         "suites": {"aime2024": {"data": str(data), "samples": samples}}})
         quiet = Console(file=open(os.devnull, "w"))

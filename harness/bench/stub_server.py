@@ -16,19 +16,29 @@ fault) or a callable `(body) -> fault`:
     ("sleep", seconds)                          a slow answer
     ("reset", after_pieces)                     TCP reset, before the answer (0) or mid-stream;
                                                 "reset" alone: after 2 pieces
+    ("cut", after_pieces)                       the connection closed mid-stream (FIN, the chunked
+                                                body unfinished: nothing sent is lost in transit)
+    "truncate"                                  the stream ends cleanly after the first piece, with
+                                                no finish reason and no [DONE]
+    ("trickle", seconds)                        every piece that many seconds after the last
     "malformed"                                 a broken JSON chunk after the first piece
     "error_event"                               an error event after the first piece
     ("raw", pieces)                             a 200 whose body is these bytes, one write each
 `fail_after_tokens` sends an error event after that many pieces of every stream.
+`models` ({id: max_model_len or None}) is what GET /v1/models lists; None: no such route (404),
+as some hosted APIs have none.
 `requests` lists every request body; `answered` the bodies whose answer went out whole.
+`FaultPlan` is a seeded `faults` callable injecting a mix of them at a given rate.
 """
 from __future__ import annotations
 
 import json
+import random
 import socket
 import struct
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -45,14 +55,53 @@ def echo_responder(body: dict[str, Any]) -> dict[str, Any]:
     return {"content": "echo: " + str(body["messages"][-1]["content"])[:20]}
 
 
+class FaultPlan:
+    """Faults at `rate`, a seeded mix of what endpoints do wrong. Whether attempt n of a request
+    meets a fault, and which, depends only on (seed, the request's messages and seed, n): the faults
+    of a run do not depend on the order its requests arrive in. `injected` counts them by name;
+    `CLIENT_KIND` is the error kind the client must record for each."""
+
+    CLIENT_KIND = {"drop": "connection", "cut": "truncated", "truncate": "truncated", "rate_limit": "rate_limit",
+                   "http_500": "server", "http_503": "server", "error_event": "server", "slow_headers": "timeout",
+                   "trickle": "timeout", "malformed": "malformed"}
+
+    def __init__(self, rate: float, seed: int = 0, stall_s: float = 5.0, names: tuple[str, ...] = tuple(CLIENT_KIND)):
+        self.rate, self.seed, self.names = rate, seed, names
+        self.faults = {"drop": ("reset", 0), "cut": ("cut", 1), "truncate": "truncate",
+                       "rate_limit": ("status", 429, {"Retry-After": "1"}), "http_500": ("status", 500),
+                       "http_503": ("status", 503), "error_event": "error_event", "slow_headers": ("sleep", stall_s),
+                       "trickle": ("trickle", stall_s), "malformed": "malformed"}
+        self.history: dict[str, list[str | None]] = {}  # request -> the fault of each attempt (None: none)
+        self.injected: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, body: dict[str, Any]) -> Any:
+        key = json.dumps([body.get("messages"), body.get("seed")], sort_keys=True)
+        with self.lock:
+            seen = self.history.setdefault(key, [])
+            rng = random.Random(f"{self.seed}|{key}|{len(seen)}")
+            name = rng.choice(self.names) if rng.random() < self.rate else None
+            seen.append(name)
+            if name is None:
+                return None
+            self.injected[name] += 1
+        return self.faults[name]
+
+    def gave_up(self, attempts: int) -> Counter[str]:
+        """The client error kinds of the requests whose `attempts` attempts all met a fault."""
+        return Counter(self.CLIENT_KIND[h[-1]] for h in self.history.values()
+                       if len(h) == attempts and all(h))
+
+
 class StubServer:
     def __init__(self, responder: Responder | None = None, faults: list | Callable[[dict], Any] | None = None, *,
                  chunk: int = 4, ttft_s: float = 0.0, tpot_s: float = 0.0, prefill_s_per_word: float = 0.0,
-                 fail_after_tokens: int | None = None):
+                 fail_after_tokens: int | None = None, models: dict[str, int | None] | None = None):
         self.responder = responder or echo_responder
         self.faults = faults if callable(faults) else list(faults or [])
         self.chunk, self.ttft_s, self.tpot_s, self.prefill_s_per_word = chunk, ttft_s, tpot_s, prefill_s_per_word
         self.fail_after_tokens = fail_after_tokens
+        self.models = models
         self.requests: list[dict[str, Any]] = []
         self.answered: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -108,9 +157,10 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             return urlsplit(self.path).path.rstrip("/")
 
         def do_GET(self):
-            if self._route() != "/v1/models":
+            if self._route() != "/v1/models" or stub.models is None:
                 return self._json(404, {"error": {"message": f"no route {self.path}"}})
-            self._json(200, {"object": "list", "data": [{"id": "stub", "object": "model"}]})
+            self._json(200, {"object": "list", "data": [{"id": name, "object": "model", "max_model_len": limit}
+                                                        for name, limit in stub.models.items()]})
 
         def do_POST(self):
             if self._route() != "/v1/chat/completions":
@@ -126,7 +176,7 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 return self._raw(fault[1])
             if kind == "sleep":
                 time.sleep(fault[1])
-            reset_after = (fault[1] if isinstance(fault, tuple) else 2) if kind == "reset" else None
+            reset_after = (fault[1] if isinstance(fault, tuple) else 2) if kind in ("reset", "cut") else None
             if reset_after == 0:
                 return self._reset()
             answer = stub.responder(body)
@@ -148,9 +198,10 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 self._json(200, {"id": "stub", "object": "chat.completion", "model": body.get("model"),
                                  "choices": [{"index": 0, "finish_reason": finish, "message": message}], "usage": usage})
                 return self._done(body, True)
-            self._stream(body, pieces, calls, finish, usage, kind, reset_after)
+            gap = fault[1] if kind == "trickle" else stub.tpot_s
+            self._stream(body, pieces, calls, finish, usage, kind, reset_after, gap)
 
-        def _stream(self, body, pieces, calls, finish, usage, kind, reset_after):
+        def _stream(self, body, pieces, calls, finish, usage, kind, reset_after, gap):
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
@@ -160,8 +211,8 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 self._event({"choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}, body)
 
             for n, (field, text) in enumerate(pieces, 1):
-                if n > 1:
-                    time.sleep(stub.tpot_s)
+                if n > 1 or kind == "trickle":
+                    time.sleep(gap)
                 chunk({field: text})
                 if n == stub.fail_after_tokens:
                     self._write(f"data: {json.dumps({'error': {'message': 'stub failure', 'type': 'server_error'}})}\n\n")
@@ -170,8 +221,10 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                     self._write('data: {"id": "x", "choices": [{"index": 0, "delta": {"content": "bro\n\n')
                 if n == 1 and kind == "error_event":
                     self._write(f"data: {json.dumps({'error': {'message': 'injected mid-stream error'}})}\n\n")
+                if n == 1 and kind == "truncate":
+                    return self._end()
                 if n == reset_after:
-                    return self._reset()
+                    return self._reset() if kind == "reset" else self._cut()
             for i, call in enumerate(calls):  # arguments in two pieces, as servers stream them
                 args = json.dumps(call["arguments"])
                 chunk({"tool_calls": [{"index": i, "id": f"call_{i}", "type": "function",
@@ -217,6 +270,11 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             self.rfile.close()
             self.wfile.close()
             self.connection.close()
+            self.close_connection = True
+
+        def _cut(self):  # a clean close (FIN) with the chunked body unfinished
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
             self.close_connection = True
 
         def _json(self, status: int, payload: dict | bytes, headers: dict | None = None):

@@ -2,23 +2,26 @@
 
 Without a config file it runs the embedded demo (small AIME + LiveCodeBench fixtures against the
 tiny reference model, in-process, CPU, no network). Flags override the config; everything is
-validated before the first request. Exit status: 0 done, 1 every request failed (the results and
-records name why), 2 a config, data or server error before any request, 130 interrupted (Ctrl-C:
-the finished samples are kept; the same command resumes).
+validated, and the endpoints checked, before the first request. The results table goes to stdout
+(`--json`: results.json instead), progress and messages to stderr.
+
+Exit status: 0 done; 1 a suite's share of errored samples is above run.max_error_rate (default 0:
+any request or grading error; the first errors are printed, the records name them all), or the
+run's deadline cut it short; 2 a config, data or endpoint error before any request; 130
+interrupted (Ctrl-C). The finished samples are always kept: the same command resumes.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from typing import Any
 
 from rich.console import Console
 
-from m1bench.harness.core.records import RecordsError
 from m1bench.harness.eval.config import TABLES, ConfigError, load_config, merge
 from m1bench.suites import get_suite, suite_names
-from m1bench.suites.source import DataError
 
 
 def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -32,9 +35,12 @@ def overrides_from_flags(args: argparse.Namespace) -> dict[str, Any]:
         o["model"]["name" if args.endpoint else "checkpoint"] = args.model
         if not args.endpoint:
             o["model"]["engine"] = "reference"
-    for flag, key in (("name", "name"), ("output", "output_dir"), ("concurrency", "concurrency"), ("seed", "seed")):
+    for table, flag, key in (("run", "name", "name"), ("run", "output", "output_dir"),
+                             ("run", "concurrency", "concurrency"), ("run", "seed", "seed"),
+                             ("run", "deadline", "deadline_s"), ("run", "max_error_rate", "max_error_rate"),
+                             ("model", "timeout", "request_timeout_s"), ("model", "max_retries", "max_retries")):
         if getattr(args, flag) is not None:
-            o["run"][key] = getattr(args, flag)
+            o[table][key] = getattr(args, flag)
     for flag in ("max_tokens", "temperature", "top_p", "top_k"):
         if getattr(args, flag) is not None:
             o["sampling"][flag] = getattr(args, flag)
@@ -58,6 +64,8 @@ def apply_suite_flags(raw: dict[str, Any], args: argparse.Namespace) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from m1bench.harness.eval.preflight import EndpointError
+    from m1bench.harness.eval.results import print_summary
     from m1bench.harness.eval.runner import Runner
     from m1bench.harness.serve.hook import ServerConfigError, served_for_run, spec_from_table
     from m1bench.harness.serve.launcher import LaunchError
@@ -84,34 +92,52 @@ def cmd_run(args: argparse.Namespace) -> int:
                 console.print(f"server: {endpoint.base_url} ({endpoint.model}), log {endpoint.log_path}")
             runner = Runner(cfg, console=console)
             results = asyncio.run(runner.run())
-    except (ConfigError, DataError, RecordsError, FileNotFoundError, LaunchError) as e:
-        console.print(f"[red]error:[/] {e}")
+    except (LaunchError, EndpointError) as e:  # bad input (config, data, records) is the CLI entry's to print
+        print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # every finished sample is already on disk (fsync'd as it finished)
         console.print(f"[yellow]interrupted:[/] the finished samples are in {cfg.output_dir / 'records.jsonl'}; "
                       "re-run the same command to resume")
         return 130
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    else:
+        print_summary(results, Console(width=None if sys.stdout.isatty() else 160))
     try:  # the results are on disk either way; `m1bench report RUN_DIR` writes the report again
         report_dir = write_report(cfg.output_dir, results, runner.run_records())
         console.print(f"report: {report_dir / 'report.html'} (report.json, report.md, samples.jsonl beside it)")
     except Exception as e:
         console.print(f"[red]report not written:[/] {type(e).__name__}: {e}")
     console.print(f"records: {cfg.output_dir / 'records.jsonl'}\nresults: {cfg.output_dir / 'results.json'}")
-    failed = all_failed(results, runner.run_records())
-    if failed:
-        console.print(f"[red]error:[/] every request failed: {failed}")
-        return 1
-    return 0
+    problems = run_problems(results, runner.run_records(), cfg.run["max_error_rate"])
+    for line in problems:
+        console.print(f"[red]error:[/] {line}", highlight=False, soft_wrap=True)
+    return 1 if problems else 0
 
 
-def all_failed(results: dict[str, Any], records: list[dict[str, Any]]) -> str | None:
-    """What failed, when no planned request of the run got an answer (a run of errors is no result)."""
-    counts = [s["counts"] for s in results["suites"].values() if s["counts"].get("planned")]
-    if not counts or any(c["request_errors"] < c["planned"] for c in counts):
-        return None
-    errors = [r["error"] for r in records if r.get("error")]
-    kinds = sorted({e["kind"] for e in errors})
-    return f"{len(errors)} errors ({', '.join(kinds)}), e.g. {errors[0]['message']}" if errors else "no answer recorded"
+def run_problems(results: dict[str, Any], records: list[dict[str, Any]], max_error_rate: float) -> list[str]:
+    """Why the run failed, a line each: suites whose errored share is above `max_error_rate` (with
+    the first distinct errors, HTTP status and body included), and samples the deadline cut off."""
+    lines = []
+    for name, s in results["suites"].items():
+        c = s["counts"]
+        errored = c.get("request_errors", 0) + c.get("grading_errors", 0)
+        if c.get("planned") and errored / c["planned"] > max_error_rate:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(c.get("request_errors_by_kind", {}).items()))
+            lines.append(f"{name}: {errored} of {c['planned']} samples errored ({kinds or 'grading'}), "
+                         f"above run.max_error_rate = {max_error_rate:g}")
+    if lines:
+        seen: dict[str, str] = {}
+        for r in records:
+            what = r["error"]["message"] if r.get("error") else r.get("grade_error")
+            if what and what not in seen and len(seen) < 3:
+                seen[what] = f"  e.g. {r['suite']}/{r['problem_id']}#{r['sample']}: {what}"
+        lines += seen.values()
+    if results.get("unfinished"):
+        u = results["unfinished"]
+        lines.append(f"run.deadline_s = {u['deadline_s']:g} reached with {u['samples']} samples unfinished; "
+                     "re-run the same command to resume")
+    return lines
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -131,8 +157,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     for flag, kind in (("max-tokens", int), ("temperature", float), ("top-p", float), ("top-k", int)):
         opt = sampling[flag.replace("-", "_")]
         p.add_argument(f"--{flag}", type=kind, help=f"{opt.help} (default: the config's, else {opt.default})")
-    p.add_argument("--concurrency", type=int, help="requests in flight")
-    p.add_argument("--seed", type=int)
+    run_opts, model_opts = TABLES["run"], TABLES["model"]
+    p.add_argument("--concurrency", type=int, help=f"requests in flight (default: the config's, else {run_opts['concurrency'].default})")
+    p.add_argument("--seed", type=int, help=f"base seed (default: the config's, else {run_opts['seed'].default})")
+    p.add_argument("--timeout", type=float, metavar="S", help="seconds per request attempt "
+                   f"(model.request_timeout_s; default: the config's, else {model_opts['request_timeout_s'].default})")
+    p.add_argument("--max-retries", type=int, help="retries of a failed request "
+                   f"(model.max_retries; default: the config's, else {model_opts['max_retries'].default})")
+    p.add_argument("--deadline", type=float, metavar="S", help="stop the run after S seconds; the next run sends "
+                   "what is unfinished (run.deadline_s; default: none)")
+    p.add_argument("--max-error-rate", type=float, metavar="R", help="share of errored samples a suite may have "
+                   f"before the run fails (run.max_error_rate; default: the config's, else {run_opts['max_error_rate'].default:g})")
+    p.add_argument("--json", action="store_true", help="print results.json to stdout instead of the table")
     p.add_argument("--name", help="run name (default output dir: runs/<name>)")
     p.add_argument("-o", "--output", help="output directory (records.jsonl, results.json)")
     p.set_defaults(func=lambda a: sys.exit(cmd_run(a)))

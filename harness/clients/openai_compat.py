@@ -1,11 +1,14 @@
 """Async client for OpenAI-compatible chat endpoints, with replicas.
 
 Each request streams (time to first token and per-chunk arrival times), is bounded by a wall
-timeout, and is retried with exponential backoff on 429, 408/409, 5xx, timeouts, connection
-resets, error events in the middle of the stream and malformed JSON chunks. Several endpoints can
-serve one run: a request goes to the healthy endpoint with the fewest requests in flight; an
-endpoint that fails (connection, timeout, 5xx) is taken out for a cool-down that doubles while it
-keeps failing (up to 10×), and the request is retried on another one.
+timeout per attempt, and is retried with its own exponential backoff (or the server's Retry-After)
+on 429, 408/409, 5xx, timeouts, connection resets, streams cut short, error events in the middle
+of the stream and malformed JSON chunks. A fault delays only the request that met it. Several
+endpoints can serve one run: a request goes to the endpoint with the fewest requests in flight,
+away from the one that just failed it. Each endpoint has a circuit breaker (harness/clients/breaker.py)
+that opens only on a sustained failure rate; then requests fail at once, naming the endpoint and
+its last errors, instead of queueing retries on a dead server. Every attempt's fault is counted
+by kind in `describe()` (timeout, connection, truncated, malformed, server, rate_limit, client).
 Reasoning text (`reasoning_content` / `reasoning` deltas, as vLLM sends them, or `<think>` in the
 content) and tool calls are carried through.
 
@@ -27,6 +30,7 @@ import aiohttp
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
+from m1bench.harness.clients.breaker import Breaker
 from m1bench.harness.clients.sse import SSEParser
 from m1bench.harness.core.client import RequestError
 from m1bench.harness.core.m1_output import parse_output
@@ -36,17 +40,17 @@ _RETRY_STATUS = {408, 409, 429}
 # Idle pooled connections are dropped before common servers drop them (uvicorn, hence vLLM: 5 s),
 # so a request rarely goes out on a connection the server is closing at that moment.
 _KEEPALIVE_S = 4.0
+_PROBE_S = 10.0  # the endpoint check before a run: a live server lists its models at once
 
 
 @dataclass
 class Endpoint:
     url: str
     chat_url: str
+    breaker: Breaker
     in_flight: int = 0
-    failures: int = 0  # consecutive
-    down_until: float = 0.0
     served: int = 0
-    errors: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # attempts that failed, by kind
     session: aiohttp.ClientSession | None = None  # its connection pool, made in the loop that uses it
     loop: asyncio.AbstractEventLoop | None = None
     proxy: URL | None = None  # from HTTP(S)_PROXY / NO_PROXY, read once (aiohttp's trust_env reads them per request)
@@ -68,30 +72,42 @@ class _Retryable(Exception):
 class OpenAIClient:
     def __init__(self, endpoints: list[str], model: str, api_key: str | None = None,
                  timeout_s: float = 600.0, max_retries: int = 5, backoff_s: float = 1.0,
-                 max_backoff_s: float = 60.0, cooldown_s: float = 30.0):
+                 max_backoff_s: float = 60.0, cooldown_s: float = 10.0):
         if not endpoints:
             raise ValueError("model.endpoints: at least one endpoint URL is needed")
         self.model = model
         self.model_id = f"openai:{model}"
         self.timeout_s, self.max_retries = timeout_s, max_retries
-        self.backoff_s, self.max_backoff_s, self.cooldown_s = backoff_s, max_backoff_s, cooldown_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.backoff_s, self.max_backoff_s = backoff_s, max_backoff_s
+        self.retries = 0  # attempts after a request's first, over the client's life
         self._headers = {"Authorization": f"Bearer {api_key or 'EMPTY'}", "Content-Type": "application/json",
                          "Accept": "text/event-stream", "User-Agent": f"m1bench aiohttp/{aiohttp.__version__}"}
-        self.endpoints = [Endpoint(url=u, chat_url=u.rstrip("/") + "/chat/completions") for u in endpoints]
+        self.endpoints = [Endpoint(url=u, chat_url=u.rstrip("/") + "/chat/completions",
+                                   breaker=Breaker(reset_s=cooldown_s)) for u in endpoints]
 
     def describe(self) -> dict[str, Any]:
         return {"engine": "openai", "model": self.model, "model_id": self.model_id,
-                "endpoints": [{"url": e.url, "served": e.served, "errors": e.errors} for e in self.endpoints],
-                "http": f"aiohttp {aiohttp.__version__}"}
+                "endpoints": [{"url": e.url, "served": e.served, "errors": e.errors,
+                               "circuit_opened": e.breaker.times_opened} for e in self.endpoints],
+                "retries": self.retries, "http": f"aiohttp {aiohttp.__version__}"}
 
-    def _pick(self, avoid: Endpoint | None) -> Endpoint:
-        now = time.monotonic()
-        healthy = [e for e in self.endpoints if e.down_until <= now]
-        if len(healthy) > 1 and avoid in healthy:
-            healthy.remove(avoid)
-        if not healthy:  # everyone is cooling down: take the one that comes back first
-            return min(self.endpoints, key=lambda e: e.down_until)
-        return min(healthy, key=lambda e: (e.in_flight, e.served))
+    def status(self) -> str:
+        """One line for a progress display: retries so far and the endpoints refusing requests."""
+        down = [f"{e.url} circuit open ({e.breaker.last_errors[-1]})" for e in self.endpoints if e.breaker.is_open]
+        return "; ".join([f"{self.retries} retries"] * bool(self.retries) + down)
+
+    def _pick(self, avoid: Endpoint | None) -> Endpoint | None:
+        """The endpoint for the next attempt: a closed one with the fewest requests in flight (not
+        the one that just failed this request, when there is a choice), else a half-open probe."""
+        closed = [e for e in self.endpoints if not e.breaker.is_open]
+        if closed:
+            return min(closed, key=lambda e: (len(closed) > 1 and e is avoid, e.in_flight, e.served))
+        return next((e for e in self.endpoints if e.breaker.allow()), None)
+
+    def _unavailable(self) -> str:
+        last = "; ".join(f"{e.url}: {' | '.join(e.breaker.last_errors)}" for e in self.endpoints)
+        return f"every endpoint is failing, so requests fail fast until one answers again (last errors: {last})"
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -105,7 +121,7 @@ class OpenAIClient:
                 ep.session.detach()
             ep.session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=_KEEPALIVE_S),
-                headers=self._headers, timeout=aiohttp.ClientTimeout(total=None))  # complete() times requests
+                headers=self._headers, timeout=aiohttp.ClientTimeout(total=None))  # each request sets its own
             ep.loop = loop
         return ep.session
 
@@ -114,27 +130,54 @@ class OpenAIClient:
         last: Endpoint | None = None
         for attempt in range(1, self.max_retries + 2):
             ep = self._pick(last)
-            wait = ep.down_until - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if ep is None:
+                raise RequestError("unavailable", self._unavailable(), attempts=attempt)
             ep.in_flight += 1
             try:
-                out = await asyncio.wait_for(self._once(ep, body), self.timeout_s)
-                ep.failures, ep.served = 0, ep.served + 1
+                out = await self._once(ep, body)
+            except _Retryable as e:
+                err = e
+            except RequestError as e:  # a 4xx the server will not change its mind about
+                ep.errors[e.kind] = ep.errors.get(e.kind, 0) + 1
+                raise
+            else:
+                ep.breaker.success()
+                ep.served += 1
                 return out
-            except (asyncio.TimeoutError, _Retryable) as e:
-                err = e if isinstance(e, _Retryable) else _Retryable("timeout", f"no answer within {self.timeout_s}s")
-                ep.errors[err.kind] = ep.errors.get(err.kind, 0) + 1
-                if err.blame_endpoint:
-                    ep.failures += 1
-                    ep.down_until = time.monotonic() + min(self.cooldown_s * 2 ** (ep.failures - 1), 10 * self.cooldown_s)
-                last = ep
-                if attempt > self.max_retries:
-                    raise RequestError(err.kind, f"{err} (gave up after {attempt} attempts)", attempts=attempt) from None
-                await asyncio.sleep(self._backoff(attempt, err.retry_after))
             finally:
                 ep.in_flight -= 1
+            ep.errors[err.kind] = ep.errors.get(err.kind, 0) + 1
+            if err.blame_endpoint:
+                ep.breaker.failure(str(err))
+            last = ep
+            if attempt > self.max_retries:
+                raise RequestError(err.kind, f"{err} (gave up after {attempt} attempts)", attempts=attempt)
+            self.retries += 1
+            await asyncio.sleep(self._backoff(attempt, err.retry_after))
         raise AssertionError("unreachable")
+
+    async def probe(self) -> list[dict[str, Any]]:
+        """Each endpoint's GET /models: {"url", "models": {id: max_model_len or None}}, "models": None
+        where the endpoint has no such route, or {"url", "error"} where it did not answer."""
+        async def one(ep: Endpoint) -> dict[str, Any]:
+            url = ep.url.rstrip("/") + "/models"
+            try:
+                async with self._session(ep).get(url, proxy=ep.proxy, proxy_auth=ep.proxy_auth, allow_redirects=False,
+                                                 timeout=aiohttp.ClientTimeout(total=min(self.timeout_s, _PROBE_S))) as resp:
+                    if resp.status in (404, 405):
+                        return {"url": ep.url, "models": None}
+                    if resp.status >= 300:
+                        return {"url": ep.url, "error": f"HTTP {resp.status} from {url}: {_short(await resp.content.read(4096))}"}
+                    listing = await resp.json(content_type=None)
+                return {"url": ep.url, "models": {m["id"]: m.get("max_model_len") for m in listing["data"]}}
+            except asyncio.TimeoutError:
+                return {"url": ep.url, "error": f"no answer from {url} within {min(self.timeout_s, _PROBE_S):g}s"}
+            except (aiohttp.ClientError, OSError) as e:
+                return {"url": ep.url, "error": f"{type(e).__name__} talking to {url}: {e}"}
+            except (ValueError, KeyError, TypeError):
+                return {"url": ep.url, "models": None}  # not an OpenAI model listing: nothing to check against
+
+        return list(await asyncio.gather(*(one(ep) for ep in self.endpoints)))
 
     def _body(self, request: Request) -> bytes:
         s = request.sampling
@@ -156,10 +199,13 @@ class OpenAIClient:
         t0 = time.perf_counter()
         answer = _Answer(t0)
         try:
+            # aiohttp's own total timeout covers connecting, the headers and the whole stream. (An outer
+            # asyncio.wait_for is no substitute: the cancelled read can surface as a payload error.)
             async with self._session(ep).post(ep.chat_url, data=body, allow_redirects=False, proxy=ep.proxy,
-                                              proxy_auth=ep.proxy_auth) as resp:
+                                              proxy_auth=ep.proxy_auth, timeout=self._timeout) as resp:
                 if resp.status >= 300:
                     await self._status_error(ep, resp)
+                answer.started = True
                 parser = SSEParser()
                 done = False
                 async for raw in resp.content.iter_any():
@@ -170,10 +216,14 @@ class OpenAIClient:
                             done = True
                         else:
                             answer.add(_chunk(ev.data, ev.event, ep.url), ep.url)
+        except asyncio.TimeoutError:  # before OSError: in Python 3.11 it is the builtin TimeoutError, an OSError
+            raise _Retryable("timeout", f"no answer from {ep.url} within {self.timeout_s:g}s") from None
         except (aiohttp.ClientError, OSError) as e:
+            if answer.started:  # the answer had begun: a stream cut short, not a server out of reach
+                raise _Retryable("truncated", f"stream from {ep.url} broke off ({type(e).__name__}: {e})") from None
             raise _Retryable("connection", f"{type(e).__name__} talking to {ep.url}: {e}") from None
         if answer.finish is None:
-            raise _Retryable("connection", f"stream from {ep.url} ended without a finish reason")
+            raise _Retryable("truncated", f"stream from {ep.url} ended without a finish reason")
         return answer.completion(time.perf_counter() - t0, ep.url)
 
     @staticmethod
@@ -205,6 +255,7 @@ class _Answer:
         self.calls: dict[int, dict[str, str]] = {}
         self.finish: str | None = None
         self.usage: dict[str, Any] = {}
+        self.started = False  # the answer's headers arrived: what breaks after is a stream cut short
 
     def add(self, chunk: dict[str, Any], url: str) -> None:
         try:

@@ -8,8 +8,10 @@ from m1bench.harness.core.types import Completion, Request
 
 
 class RequestError(Exception):
-    """A request that produced no completion. `kind` is one of: timeout, connection, server,
-    rate_limit, client (a 4xx the server will not change its mind about), engine."""
+    """A request that produced no completion. `kind` is one of: timeout, connection (no answer
+    began), truncated (a stream cut short), malformed (chunks that are not OpenAI's), server (5xx or
+    an error event), rate_limit (429), client (a 4xx the server will not change its mind about),
+    unavailable (every endpoint's circuit breaker is open), engine (the in-process engine failed)."""
 
     def __init__(self, kind: str, message: str, attempts: int = 1):
         super().__init__(f"{kind}: {message}")
@@ -17,6 +19,9 @@ class RequestError(Exception):
 
 
 class Client(Protocol):
+    """Clients of remote endpoints also have `status() -> str` (one line for a progress display:
+    retries, endpoints down) and `async probe() -> list[dict]` (what each endpoint serves, checked
+    before the first request); the runner uses them where they exist."""
     model_id: str  # identity of the model answering; part of every request hash
 
     def describe(self) -> dict[str, Any]:

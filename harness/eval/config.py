@@ -1,7 +1,8 @@
 """Run configuration (TOML): model/endpoint, suites with their options, sampling, k, seeds,
 output directory. Everything is validated before any request; errors name the key.
 
-    [run]        name, output_dir, concurrency, seed, keep_token_times
+    [run]        name, output_dir, concurrency, seed, keep_token_times, max_error_rate, deadline_s,
+                 progress_every_s
     [model]      engine = "reference" (checkpoint, dtype, device, batch_size)
                  engine = "openai"    (name, endpoints, api_key_env, request_timeout_s, max_retries, backoff_s, cooldown_s)
     [sampling]   max_tokens, temperature, top_p, top_k   (paper defaults: T=1.0, top_p=0.95)
@@ -49,6 +50,12 @@ TABLES: dict[str, dict[str, Option]] = {
         "concurrency": Option(int, 8, "requests in flight at once"),
         "seed": Option(int, 0, "base seed; each sample gets its own seed derived from it"),
         "keep_token_times": Option(bool, False, "store per-token arrival times in the records"),
+        "max_error_rate": Option((int, float), 0.0, "the run fails (exit 1) when a suite's share of samples "
+                                 "with a request or grading error is above this (0: any error fails it)"),
+        "deadline_s": Option((int, float), 0, "stop the run after this many seconds; unfinished samples are "
+                             "sent on the next run (0: no limit)"),
+        "progress_every_s": Option((int, float), 10.0, "seconds between plain progress lines when the output "
+                                   "is not a terminal (a CI log)"),
     },
     "model": {
         "engine": Option(str, "reference", "which client answers", choices=("reference", "openai")),
@@ -62,8 +69,10 @@ TABLES: dict[str, dict[str, Option]] = {
         "api_key_env": Option(str, "OPENAI_API_KEY", "openai: environment variable holding the API key"),
         "request_timeout_s": Option((int, float), 3600, "openai: wall-clock limit per request attempt"),
         "max_retries": Option(int, 5, "openai: retries after the first attempt"),
-        "backoff_s": Option((int, float), 1.0, "openai: first retry delay (doubles each retry)"),
-        "cooldown_s": Option((int, float), 30.0, "openai: how long a failing endpoint is taken out"),
+        "backoff_s": Option((int, float), 1.0, "openai: first retry delay of a request (doubles each retry; "
+                            "a Retry-After header wins)"),
+        "cooldown_s": Option((int, float), 10.0, "openai: once an endpoint's failure rate opens its circuit "
+                             "breaker, how often one probe request is let through"),
     },
     "sampling": {
         "max_tokens": Option(int, 32768, "generation limit; outputs cut here count as truncated"),
@@ -78,6 +87,9 @@ _CHECKS = {
     "model.batch_size": (lambda v: v >= 1, "must be >= 1"),
     "model.max_retries": (lambda v: v >= 0, "must be >= 0"),
     "model.request_timeout_s": (lambda v: v > 0, "must be > 0"),
+    "run.max_error_rate": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "run.deadline_s": (lambda v: v >= 0, "must be >= 0"),
+    "run.progress_every_s": (lambda v: v > 0, "must be > 0"),
     "sampling.max_tokens": (lambda v: v >= 1, "must be >= 1"),
     "sampling.temperature": (lambda v: v >= 0, "must be >= 0"),
     "sampling.top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),

@@ -1,7 +1,13 @@
 """The resumable runner: plan (suite × problem × sample) requests, send the missing ones with
 bounded concurrency, grade each answer as it arrives, append every finished record at once
-(fsync'd) to records.jsonl, aggregate, write results.json beside the records. (The report of the
-run is the caller's: `m1bench run` writes it from the results and `run_records()`.)
+(fsync'd) to records.jsonl, aggregate, write results.json beside the records. (The summary table
+and the report of the run are the caller's: `m1bench run` writes them from the results and
+`run_records()`.) Before the first request the endpoints are checked (harness/eval/preflight.py).
+`run.deadline_s` bounds the whole run: what is unfinished then is cancelled, left unrecorded and
+counted in `unfinished`, so the next run sends it.
+
+Progress: bars on a terminal, with a line of the client's retries and endpoints down; elsewhere
+(a CI log) one plain line every `run.progress_every_s` seconds.
 
 Resume: records are keyed by request hash (model identity + messages + sampling incl. the
 per-sample seed + sample key). A record with a completion is never re-sent; if its grade is
@@ -26,7 +32,8 @@ from m1bench.harness.core.secrets import Redactor
 from m1bench.harness.core.types import Completion, Request, Score, sample_seed
 from m1bench.harness.eval.config import RunConfig
 from m1bench.harness.eval.plan import Planned, plan_suite
-from m1bench.harness.eval.results import build_results, external_results, print_summary, write_results
+from m1bench.harness.eval.preflight import check_endpoints
+from m1bench.harness.eval.results import build_results, external_results, write_results
 from m1bench.suites import get_suite
 from m1bench.suites.base import Problem, Suite
 
@@ -45,6 +52,7 @@ class Runner:
         self.external_results: dict[str, dict[str, Any]] = {}
         self.plans: dict[str, list[Planned]] = {}
         self._grade_slots = asyncio.Semaphore(4)
+        self.unfinished = 0  # planned samples the deadline cut off
 
     # ---- records -------------------------------------------------------------------------
     def _record(self, item: Planned, completion: Completion | None,
@@ -98,25 +106,71 @@ class Runner:
             self.console.print(f"[yellow]{self.store.path}: dropped a partial last line left by an interrupted run[/]")
         for rec in self.store.read():  # the latest record of each hash wins
             self.records[rec["hash"]] = rec
+        probe = getattr(self.client, "probe", None)
+        if probe is not None:
+            try:
+                warnings = check_endpoints(await probe(), self.cfg, plans)
+            except Exception:
+                await self.client.aclose()
+                raise
+            for warning in warnings:
+                self.console.print(f"[yellow]warning:[/] {warning}")
         self.sem = asyncio.Semaphore(self.cfg.run["concurrency"])
         try:
             with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("[green]{task.fields[ok]} ok[/] [red]{task.fields[err]} err[/]"),
-                          TimeElapsedColumn(), console=self.console) as self.progress:
+                          TimeElapsedColumn(), console=self.console, disable=not self.console.is_terminal) as self.progress:
                 self.bars = {name: self.progress.add_task(name, total=len(plans.get(name, [])), ok=0, err=0)
                              for name in self.suites}
-                await asyncio.gather(*(self._serve(it) for items in plans.values() for it in items))
-                for name, suite in self.suites.items():
-                    if suite.external:
-                        await self._run_external(name, suite, data_info[name])
+                ticker = asyncio.create_task(self._tick(t_start))
+                try:
+                    await self._serve_all([it for items in plans.values() for it in items])
+                    for name, suite in self.suites.items():
+                        if suite.external and not self.unfinished:
+                            await self._run_external(name, suite, data_info[name])
+                finally:
+                    ticker.cancel()
         finally:
             self.store.close()
             await self.client.aclose()
         results = build_results(self.cfg, self.suites, plans, problems, data_info, self.records, self.stats,
                                 self.external_results, self.client.describe(), time.perf_counter() - t_start)
+        if self.unfinished:
+            results["unfinished"] = {"deadline_s": self.cfg.run["deadline_s"], "samples": self.unfinished}
         write_results(self.out_dir / "results.json", results)
-        print_summary(results, self.console)
         return results
+
+    async def _serve_all(self, items: list[Planned]) -> None:
+        """Serve every planned item; at the run's deadline cancel what is left (it stays unrecorded)."""
+        tasks = [asyncio.create_task(self._serve(it)) for it in items]
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=self.cfg.run["deadline_s"] or None)
+        for t in pending:
+            t.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self.unfinished = len(pending)
+        for t in done:
+            t.result()  # a harness bug surfaces, as it did before the deadline existed
+
+    async def _tick(self, t_start: float) -> None:
+        """Progress for where it goes: on a terminal the bars, plus a line above them whenever the
+        client's status changes (retries, endpoints down); elsewhere (a CI log) a plain line every
+        `run.progress_every_s` seconds."""
+        status = getattr(self.client, "status", lambda: "")
+        said = ""
+        while True:
+            await asyncio.sleep(min(self.cfg.run["progress_every_s"], 2.0) if self.console.is_terminal
+                                else self.cfg.run["progress_every_s"])
+            now = status()
+            elapsed = f"[{time.perf_counter() - t_start:6.0f}s]"
+            if not self.console.is_terminal:
+                bars = ", ".join(f"{t.description} {t.completed:g}/{t.total:g} ({t.fields['err']} err)"
+                                 for t in self.progress.tasks)
+                self.console.print(f"{elapsed} {bars}" + (f"; {now}" if now else ""), highlight=False)
+            elif now != said:
+                self.console.print(f"{elapsed} {now or 'endpoints answering again'}", highlight=False)
+            said = now
 
     def run_records(self) -> list[Record]:
         """The latest record of every planned sample, in plan order (what the run's report shows)."""

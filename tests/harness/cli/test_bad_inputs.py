@@ -153,13 +153,7 @@ RUN_CASES = {
 }
 
 
-# run.py's console wraps at 160 columns when stderr is no terminal, which splits this (long) line in two
-WRAPPED_BY_RUN = pytest.mark.xfail(strict=True, reason="harness/cli/run.py prints InputErrors itself, wrapped at 160 "
-                                   "columns; through the CLI entry they stay one line")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=WRAPPED_BY_RUN) if c == "data-row-missing-field" else c
-                                  for c in RUN_CASES])
+@pytest.mark.parametrize("case", list(RUN_CASES))
 def test_a_bad_run_config_or_data_row_is_one_line_naming_it(case, tiny_dir, tmp_path, monkeypatch, capsys):
     toml, files, names = RUN_CASES[case]
     monkeypatch.chdir(tmp_path)  # paths as a user types them: relative to here

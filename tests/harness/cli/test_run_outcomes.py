@@ -25,16 +25,21 @@ def test_cut_inside_reasoning_is_a_failure_counted_apart(tmp_path, monkeypatch, 
     assert next(m for m in s["metrics"] if m["metric"] == "avg@1")["value"] == 0.0  # no answer: wrong
     report = json.loads(next(reports.rglob("report.json")).read_text())
     assert report["suites"]["aime2024"]["counts"]["truncated_in_reasoning"] == 2
-    assert "2 (2 think)" in capsys.readouterr().err
+    assert "2 (2 think)" in capsys.readouterr().out  # the results table, on stdout
 
 
-def test_a_run_whose_every_request_failed_exits_1_naming_why(tmp_path, capsys):
+def test_a_run_whose_requests_failed_exits_1_naming_why(tmp_path, capsys):
+    """HTTP 400 on every request: exit 1, the first error printed with its status and body, the 4xx
+    counted in the endpoint's record."""
     with StubServer(faults=lambda body: ("status", 400)) as stub, pytest.raises(SystemExit) as done:
         main(["run", "--endpoint", stub.url, "--model", "stub", "--suite", "aime2024", "--data",
               f"aime2024={REPO / 'suites/aime/demo.jsonl'}", "--limit", "2", "--samples", "1", "-o", str(tmp_path / "run")])
     assert done.value.code == 1
     err = capsys.readouterr().err.replace("\n", "")
-    assert "every request failed: 2 errors (client), e.g. HTTP 400" in err
+    assert "aime2024: 2 of 2 samples errored (2 client), above run.max_error_rate = 0" in err
+    assert 'HTTP 400 from ' + stub.url + ': {"error": {"message": "injected 400"}}' in err
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["engine"]["endpoints"][0]["errors"] == {"client": 2}
 
 
 def test_ctrl_c_keeps_what_finished_and_says_how_to_resume(tmp_path):

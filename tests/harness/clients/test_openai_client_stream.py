@@ -63,7 +63,7 @@ def test_stream_split_across_reads_with_comments_and_crlf():
     (b"data: [1, 2]\n\n", "malformed"),  # JSON, but not an object
     (b'data: {"choices": "nope"}\n\n', "malformed"),  # an object of the wrong shape
     (b"data: \xff\xfe\n\n", "malformed"),  # not UTF-8
-    (b"", "connection"),  # no finish reason before the stream ended
+    (b"", "truncated"),  # no finish reason before the stream ended
 ])
 def test_broken_stream_is_retried_then_reported_with_its_cause(bad, kind):
     first = [chunk({"content": "partial"}), bad] + (GOOD[1:] if bad else [])
