@@ -1,19 +1,21 @@
-"""`m1bench rl`: CISPO vs GRPO vs DAPO on the tiny reference model, on CPU (harness/rl/experiment.py)."""
+"""`m1bench rl`: CISPO vs GRPO vs DAPO on the tiny reference model, on CPU (harness/rl/experiment.py,
+imported when the command runs: it pulls in torch, which `--help` does not need)."""
 from __future__ import annotations
 
 import argparse
 from dataclasses import fields
 from pathlib import Path
 
-from m1bench.harness.rl import experiment
+from m1bench.harness.rl import config
+from m1bench.harness.rl.config import Config
 
 
 def add_arguments(p: argparse.ArgumentParser):
-    defaults = experiment.Config()
+    defaults = Config()
     p.add_argument("--out", type=Path, default=Path("reports/rl"), help="output directory (default: reports/rl)")
     p.add_argument("--fresh", action="store_true", help="rerun objectives even if a finished run with this config exists")
     p.add_argument("--objectives", default=",".join(defaults.objectives),
-                   help=f"comma-separated, from {', '.join(experiment.objectives(defaults))} (default: all)")
+                   help=f"comma-separated, from {', '.join(defaults.objectives)} (default: all)")
     helps = {
         "steps": "RL steps per objective", "prompts_per_step": "prompts (groups) per step",
         "group_size": "samples per prompt (G)", "minibatches": "optimiser steps per rollout batch (disjoint group slices)",
@@ -28,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser):
     }
     p.add_argument("--seeds", type=_seed_list, default=defaults.seeds,
                    help="comma-separated seeds; each gets its own start, shared by all objectives (default: %(default)s)")
-    for f in fields(experiment.Config):
+    for f in fields(Config):
         if f.name in ("objectives", "seeds"):
             continue
         kind = str if f.name == "checkpoint" else type(f.default)
@@ -43,18 +45,20 @@ def _seed_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
-def config_from_args(args) -> "experiment.Config":
-    values = {f.name: getattr(args, f.name) for f in fields(experiment.Config) if f.name not in ("objectives", "seeds")}
-    return experiment.Config(objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
+def config_from_args(args) -> Config:
+    values = {f.name: getattr(args, f.name) for f in fields(Config) if f.name not in ("objectives", "seeds")}
+    return Config(objectives=tuple(o.strip() for o in args.objectives.split(",") if o.strip()),
                   seeds=args.seeds, **values)
 
 
 def cmd_rl(args):
+    from m1bench.harness.rl import experiment
+
     experiment.run(config_from_args(args), args.out, fresh=args.fresh)
 
 
 def add_parser(sub):
     p = sub.add_parser("rl", help="compare CISPO, GRPO and DAPO on a verifiable task with the tiny model (CPU)",
-                       description=experiment.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=config.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=cmd_rl)

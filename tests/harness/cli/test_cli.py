@@ -125,8 +125,8 @@ def test_every_parent_help_lists_its_subcommands(capsys):
     assert "replot" in subparsers(parser_at(("profile",)))
 
 
-# profile.py and rl.py import torch (and numpy, matplotlib) at module level: their --help pays for it
-IMPORTS_TORCH = {"profile", "rl"}
+# profile.py imports torch (and numpy, matplotlib) at module level: its --help pays for it
+IMPORTS_TORCH = {"profile"}
 
 
 @pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(
