@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -71,13 +72,91 @@ def is_local(data: str) -> bool:
     return Path(data).exists() or data.endswith(LOCAL_SUFFIXES) or data.startswith((".", "/", "~"))
 
 
-def resolve_revision(dataset_id: str, revision: str | None) -> str:
-    """The commit a hub dataset is read at: the given one, or today's head of main, pinned."""
-    if revision and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
-        return revision
-    from huggingface_hub import HfApi
+def _is_commit(revision: str | None) -> bool:
+    return bool(revision) and len(revision) == 40 and all(c in "0123456789abcdef" for c in revision)
 
-    return HfApi().dataset_info(dataset_id, revision=revision or "main").sha
+
+def _offline() -> bool:
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_OFFLINE
+
+
+def resolve_revision(dataset_id: str, revision: str | None) -> str:
+    """The commit a hub dataset is read at: the given one, or today's head of main, pinned. Offline
+    (HF_HUB_OFFLINE=1) a branch or tag is resolved from the local hub cache instead."""
+    if _is_commit(revision):
+        return revision
+    with hub_errors(dataset_id, revision):
+        if _offline():
+            return _cached_ref(dataset_id, revision or "main")
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(dataset_id, revision=revision or "main").sha
+
+
+def _cached_ref(dataset_id: str, ref: str) -> str:
+    """The commit `ref` pointed at when the dataset was last fetched: the hub cache's refs/<ref>,
+    else the one commit `datasets` prepared it at (several: which one is ambiguous, so say so)."""
+    import datasets
+    from huggingface_hub import constants
+
+    refs = Path(constants.HF_HUB_CACHE) / f"datasets--{dataset_id.replace('/', '--')}" / "refs" / ref
+    if refs.is_file():
+        return refs.read_text().strip()
+    commits = sorted({d.name for d in _prepared_dirs(Path(datasets.config.HF_DATASETS_CACHE), dataset_id)})
+    if len(commits) == 1 and ref == "main":
+        return commits[0]
+    found = f"cached at {', '.join(commits)}: pin one as the suite's revision" if commits else "not in the local cache"
+    raise DataError(f"{dataset_id} (revision {ref}): offline (HF_HUB_OFFLINE=1) and {found}; "
+                    f"or give a local copy with --data SUITE=PATH")
+
+
+def _prepared_dirs(cache: Path, dataset_id: str, config: str | None = None) -> list[Path]:
+    """<cache>/<namespace>___<name>/<config>/<version>/<commit>: where `datasets` keeps a prepared hub dataset."""
+    from datasets.naming import camelcase_to_snakecase
+
+    *namespace, name = dataset_id.split("/")
+    root = cache / "___".join([*namespace, camelcase_to_snakecase(name)])
+    return [d for d in root.glob(f"{config or '*'}/*/*") if d.is_dir()]
+
+
+@contextmanager
+def hub_errors(dataset_id: str, revision: str | None):
+    """A hub that cannot be reached, or that lacks the dataset or revision, is one line naming both
+    and what to do instead (the libraries' own errors are tracebacks through their HTTP stack)."""
+    from datasets.exceptions import DatasetNotFoundError
+    from huggingface_hub.errors import HTTPError, RepositoryNotFoundError, RevisionNotFoundError
+
+    try:
+        yield
+    except (OSError, HTTPError) as e:
+        missing = isinstance(e, (RepositoryNotFoundError, RevisionNotFoundError, DatasetNotFoundError))
+        why = "not found on the Hugging Face hub" if missing else "the Hugging Face hub cannot be reached"
+        detail = (str(e).strip().splitlines() or [""])[0][:160]
+        raise DataError(f"{dataset_id} (revision {revision or 'main'}): {why} ({type(e).__name__}: {detail}); "
+                        "give a local copy with --data SUITE=PATH, or set HF_HUB_OFFLINE=1 to read the local cache") from None
+
+
+def _load_prepared(dataset_id: str, name: str | None, split: str, rev: str):
+    """Offline: the split `datasets` prepared at commit `rev`, read from its cache (its own offline
+    fallback takes the most recently prepared commit, whichever that is)."""
+    import datasets
+    from datasets.packaged_modules.cache.cache import Cache
+
+    cache = Path(datasets.config.HF_DATASETS_CACHE)
+    # a config's dir is its name, or its name and a hash of its options: "default" first
+    dirs = sorted((d for d in _prepared_dirs(cache, dataset_id, name) if d.name == rev), key=lambda d: d.parts[-3] != "default")
+    if not dirs:
+        raise DataError(f"{dataset_id} (revision {rev}): offline (HF_HUB_OFFLINE=1) and not prepared in {cache} "
+                        f"at this revision; give a local copy with --data SUITE=PATH")
+    d = dirs[0]
+    builder = Cache(cache_dir=str(cache), dataset_name=dataset_id.split("/")[-1], repo_id=dataset_id,
+                    config_name=d.parts[-3], version=d.parts[-2], hash=rev)
+    try:
+        return builder.as_dataset(split=split)
+    except (ValueError, KeyError) as e:
+        raise DataError(f"{dataset_id} (revision {rev}): no split {split!r} in the cache ({e})") from None
 
 
 def load_rows(data: str, *, revision: str | None = None, split: str = "test", name: str | None = None,
@@ -92,11 +171,16 @@ def load_rows(data: str, *, revision: str | None = None, split: str = "test", na
     import datasets
 
     rev = resolve_revision(data, revision)
-    if data_files:  # script-free reading of the repository's own files at that commit
-        urls = [f"hf://datasets/{data}@{rev}/{f}" for f in data_files]
-        ds = datasets.load_dataset("json", data_files={split: urls}, split=split)
-    else:
-        ds = datasets.load_dataset(data, name=name, split=split, revision=rev)
+    with hub_errors(data, rev):
+        if data_files:  # script-free reading of the repository's own files at that commit (cached: offline too)
+            from huggingface_hub import hf_hub_download
+
+            paths = [hf_hub_download(data, f, repo_type="dataset", revision=rev) for f in data_files]
+            ds = datasets.load_dataset("json", data_files={split: paths}, split=split)
+        elif _offline():
+            ds = _load_prepared(data, name, split, rev)
+        else:
+            ds = datasets.load_dataset(data, name=name, split=split, revision=rev)
     rows = ds.to_list()
     return rows, {"source": data, "config": name, "split": split, "revision": rev,
                   "data_files": data_files, "rows": len(rows), "content_hash": content_hash(rows)}

@@ -231,5 +231,9 @@ def test_hub_dataset_read_at_pinned_revision(monkeypatch):
     sha = "0123456789abcdef0123456789abcdef01234567"
     rows_, info = load_rows("org/aime", revision=sha, split="train")
     assert seen["path"] == "org/aime" and seen["revision"] == sha and info["revision"] == sha
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download",
+                        lambda repo, f, repo_type, revision: f"/cache/{repo_type}/{repo}@{revision}/{f}")
     rows_, info = load_rows("livecodebench/code_generation_lite", revision=sha, data_files=["test.jsonl"])
-    assert seen["data_files"] == {"test": [f"hf://datasets/livecodebench/code_generation_lite@{sha}/test.jsonl"]}
+    assert seen["data_files"] == {"test": [f"/cache/dataset/livecodebench/code_generation_lite@{sha}/test.jsonl"]}
