@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from m1bench.harness.core.files import InputError
-from m1bench.harness.profile.published import DEEPSEEK_R1, QWEN3_235B_A22B
+from m1bench.model.published import DEEPSEEK_R1, QWEN3_235B_A22B
 from m1bench.model.config import LIGHTNING, SOFTMAX, M1Config, read_config_json
 from m1bench.model.presets import preset
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from m1bench.harness.profile.spec import FFN, ArchSpec, Attention
+from m1bench.model.arch import FFN, ArchSpec, Attention
 
 COMPONENTS = ("attn_proj", "attn_scores", "attn_values", "lightning_intra", "lightning_inter",
               "lightning_state", "router", "experts", "dense_ffn", "lm_head")
@@ -168,3 +168,26 @@ def flops_ratio(a: ArchSpec, b: ArchSpec, n_gen, prompt: int = 0, mla_layout: st
     last = np.asarray(n_gen) + prompt - 1
     per_token = total(decode_flops(a, last, mla_layout)) / total(decode_flops(b, last, mla_layout))
     return {"cumulative": cumulative, "per_token": per_token}
+
+
+def executed_block_size() -> int:
+    """Block size of the CPU lightning prefill path (the blocked reference) the model calls."""
+    import inspect
+
+    from m1bench.kernels import lightning
+
+    return inspect.signature(lightning.PREFILL_IMPLS["blocked"]).parameters["block_size"].default
+
+
+def request_flops(spec: ArchSpec, prompt: int, n_gen: int, mla_layout: str = "naive") -> float:
+    """Total FLOPs of one generate call as the reference engine runs it: a causal prefill of the
+    `prompt` tokens with the LM head on the last one (the first generated token's logits), then one
+    decode forward per further generated token (positions prompt..prompt+n_gen-2; the last token
+    sampled is never fed back)."""
+    pre = total(prefill_flops(spec, prompt, logits="last", mla_layout=mla_layout)) if prompt else 0.0
+    steps = max(int(n_gen) - 1, 0)
+    if not steps:
+        return float(pre)
+    k = coefficients(spec, mla_layout)
+    keys = steps * prompt + steps * (steps + 1) / 2  # sum over t = P..P+steps-1 of (t + 1)
+    return float(pre + sum(k.const[c] * steps + k.per_key[c] * keys for c in COMPONENTS))

@@ -1,4 +1,4 @@
-"""Build report.json (schema version 1) from what a run wrote: results.json (metrics, counts, data
+"""Build report.json (schema version 2) from what a run wrote: results.json (metrics, counts, data
 facts, config, engine) and the run's per-sample records; add what makes the numbers comparable
 (prompt and template hashes, seeds, filters, package versions, hardware)."""
 from __future__ import annotations
@@ -22,7 +22,7 @@ _COMMON_OPTIONS = {"samples", "limit", "data", "revision", "split", "max_tokens"
 _DATASET_SKIP = {"source", "window", "excluded", "needles", "bins"}
 # results.json suite keys the report carries in its own fields; any other key goes to `extra`.
 _RESULTS_CONSUMED = {"suite_version", "grader", "data", "options", "environment", "k", "n_problems", "metrics", "counts",
-                     "tokens", "latency", "per_problem"}
+                     "tokens", "latency", "per_problem", "compute"}
 SEED_DERIVATION = ("each sample's seed = int(sha256(f'{base}:{suite}:{problem_id}:{sample}')[:8], 16) & 0x7fffffff "
                    "(core.types.sample_seed); the seed of every sample is in samples.jsonl")
 
@@ -220,6 +220,7 @@ def suite_section(name: str, s: dict[str, Any], records: list[dict[str, Any]], r
         "per_problem": dict(s.get("per_problem") or {}),
         "environment": dict(s.get("environment") or {}),
         "extra": extra,
+        **({"compute": s["compute"]} if s.get("compute") else {}),
     }
 
 

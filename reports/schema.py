@@ -14,10 +14,11 @@ from typing import Any, Callable
 
 from m1bench.harness.core.files import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# from_version -> function lifting a report of that version to from_version + 1 (none yet: v1 is the first).
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+# from_version -> function lifting a report of that version to from_version + 1. Version 2 added the
+# optional per-suite and per-sample `compute` sections: a version-1 report is a valid version 2 as is.
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: dict}
 
 
 class ReportError(InputError):

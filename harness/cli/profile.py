@@ -17,8 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from m1bench.harness.core.provenance import environment, provenance_line
-from m1bench.harness.profile import flops as F
-from m1bench.harness.profile.spec import NAMED, load_spec
+from m1bench.model import flops as F
+from m1bench.model.arch import NAMED, load_spec
 
 console = Console(width=None if sys.stdout.isatty() else 160)  # tables stay readable in logs
 BENCH = Path("reports/bench")
@@ -137,7 +137,7 @@ def cmd_flops(args):
 
 def cmd_count(args):
     from m1bench.harness.profile.counted import count_generation
-    from m1bench.harness.profile.spec import m1_twin_config
+    from m1bench.model.arch import m1_twin_config
     from m1bench.model.m1 import M1ForCausalLM
     from m1bench.model.presets import preset
     torch.manual_seed(args.seed)

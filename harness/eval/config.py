@@ -65,6 +65,9 @@ TABLES: dict[str, dict[str, Option]] = {
         "batch_size": Option(int, 8, "reference engine: requests generated together"),
         "routing_stats": Option(bool, False, "reference engine: record per-request expert-routing statistics"),
         "name": Option(str, None, "openai: the served model name"),
+        "architecture": Option(str, None, "what the samples' FLOPs are priced on: a preset or named spec "
+                               "(m1, deepseek-r1, ...) or a config.json path (default: the reference engine's "
+                               "checkpoint; m1 when the served name says MiniMax-M1)"),
         "endpoints": Option(list, [], "openai: base URLs (…/v1) of the replicas"),
         "api_key_env": Option(str, "OPENAI_API_KEY", "openai: environment variable holding the API key"),
         "request_timeout_s": Option((int, float), 3600, "openai: wall-clock limit per request attempt"),
@@ -109,6 +112,7 @@ class ModelConfig:
     batch_size: int
     routing_stats: bool
     name: str | None
+    architecture: str | None
     endpoints: list[str]
     api_key_env: str
     request_timeout_s: float

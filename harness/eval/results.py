@@ -17,7 +17,8 @@ from rich.table import Table
 
 from m1bench.harness.core.provenance import code_version, hardware, package_versions
 from m1bench.harness.core.records import Record
-from m1bench.harness.core.types import Score
+from m1bench.harness.core.types import Completion, Score
+from m1bench.harness.eval.compute import Architecture, sample_compute, suite_compute
 from m1bench.harness.eval.config import RunConfig
 from m1bench.harness.eval.plan import Planned
 from m1bench.model.routing import aggregate as aggregate_routing
@@ -32,11 +33,12 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], records: Records, n_problems: int,
-                  data: dict, stats: dict[str, int], seed: int) -> dict[str, Any]:
+                  data: dict, stats: dict[str, int], seed: int, arch: Architecture | None = None,
+                  max_tokens: int = 0) -> dict[str, Any]:
     by_problem: dict[str, list[Score]] = defaultdict(list)
     req_errors, counts, finish = Counter(), Counter(), Counter()
     prompt_tok = completion_tok = 0
-    ttft, tpot, routing = [], [], []
+    ttft, tpot, routing, costs = [], [], [], []
     for it in items:
         rec = records.get(it.hash)
         if rec is None:
@@ -69,7 +71,12 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
                 by_problem[it.problem.id].append(Score(False, details={"error": "grading"}))
             continue
         counts["graded"] += 1
-        by_problem[it.problem.id].append(Score.from_record(rec["score"]))
+        score = Score.from_record(rec["score"])
+        by_problem[it.problem.id].append(score)
+        if arch is not None:
+            completion = Completion.from_record(c)
+            costs.append({"problem_id": it.problem.id, "credit": score.credit, "finished": c["finish_reason"] != "length",
+                          "completion": completion, "compute": rec.get("compute") or sample_compute(completion, arch)})
     metrics = suite.aggregate(list(by_problem.values()), k=opts["samples"], seed=seed)
     return {
         "suite_version": suite.version, "grader": suite.grader, "data": data, "options": opts,
@@ -86,6 +93,7 @@ def suite_results(suite: Suite, opts: dict[str, Any], items: list[Planned], reco
         "latency": {"mean_ttft_s": _mean(ttft), "mean_tpot_s": _mean(tpot)},
         "per_problem": {pid: {"n": len(v), "correct": sum(o.correct for o in v)} for pid, v in by_problem.items()},
         **({"routing": aggregate_routing(routing)} if routing else {}),
+        **({"compute": suite_compute(costs, arch, opts.get("max_tokens") or max_tokens)} if arch is not None else {}),
     }
 
 
@@ -110,12 +118,12 @@ def external_results(suite: Suite, opts: dict[str, Any], items: list[Planned], r
 
 def build_results(cfg: RunConfig, suites: dict[str, Suite], plans: dict[str, list[Planned]], problems: dict,
                   data_info: dict, records: Records, stats: dict[str, dict[str, int]], external: dict[str, dict],
-                  engine: dict[str, Any], wall_s: float) -> dict[str, Any]:
+                  engine: dict[str, Any], wall_s: float, arch: Architecture | None = None) -> dict[str, Any]:
     """results.json of a run: `plans` of the suites the runner planned, `external` the results of
     suites that scored themselves, `records` every record read or written, `engine` what answered."""
     seed = cfg.run["seed"]
     out = {name: suite_results(suites[name], cfg.suites[name], plans[name], records, len(problems[name]),
-                               data_info[name], stats[name], seed) for name in plans}
+                               data_info[name], stats[name], seed, arch, cfg.sampling["max_tokens"]) for name in plans}
     out.update(external)
     return {
         "schema_version": SCHEMA_VERSION,

@@ -30,6 +30,7 @@ from m1bench.harness.core.client import Client, RequestError
 from m1bench.harness.core.records import Record, RecordStore
 from m1bench.harness.core.secrets import Redactor
 from m1bench.harness.core.types import Completion, Request, Score, sample_seed
+from m1bench.harness.eval.compute import sample_compute, served_architecture
 from m1bench.harness.eval.config import RunConfig
 from m1bench.harness.eval.plan import Planned, plan_suite
 from m1bench.harness.eval.preflight import check_endpoints
@@ -63,6 +64,7 @@ class Runner:
             "status": "error" if error else "ok", "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "request": item.request.to_dict(),
             "completion": completion.to_record(self.cfg.run["keep_token_times"]) if completion else None,
+            "compute": sample_compute(completion, self.arch, self.tokenizer) if completion else None,
             "grader": self.suites[item.suite].grader,
             "score": None if score is None else score.to_record(),
             "grade_error": grade_error,
@@ -94,6 +96,8 @@ class Runner:
             problems[name], data_info[name] = suite.load(self.cfg.suites[name])
         if self.client is None:
             self.client = make_client(self.cfg.model)
+        self.arch = served_architecture(self.cfg.model, self.client.describe())
+        self.tokenizer = getattr(getattr(self.client, "engine", None), "tokenizer", None)  # the reference engine's
         plans = {name: plan_suite(name, suite, problems[name], self.cfg.suites[name], self.cfg.sampling,
                                   self.cfg.run["seed"], self.client.model_id)
                  for name, suite in self.suites.items() if not suite.external}
@@ -134,7 +138,7 @@ class Runner:
             self.store.close()
             await self.client.aclose()
         results = build_results(self.cfg, self.suites, plans, problems, data_info, self.records, self.stats,
-                                self.external_results, self.client.describe(), time.perf_counter() - t_start)
+                                self.external_results, self.client.describe(), time.perf_counter() - t_start, self.arch)
         if self.unfinished:
             results["unfinished"] = {"deadline_s": self.cfg.run["deadline_s"], "samples": self.unfinished}
         write_results(self.out_dir / "results.json", results)

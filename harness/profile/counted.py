@@ -1,5 +1,5 @@
 """Counted FLOPs: run the reference model under torch.utils.flop_counter and set the counts, component by
-component, beside the analytic model (flops.py).
+component, beside the analytic model (model/flops.py).
 
 FlopCounterMode counts matrix products per module. Components are read off the module tree: the
 Linear children of an attention module are its projections; what the attention module counts beyond
@@ -9,7 +9,6 @@ block's experts are its expert modules and the rest of it is the router (an fp32
 from __future__ import annotations
 
 import contextlib
-import inspect
 from dataclasses import dataclass
 
 import torch
@@ -17,9 +16,8 @@ from torch import nn
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from m1bench.harness.profile.flops import decode_flops, prefill_flops
-from m1bench.harness.profile.spec import from_m1_config
-from m1bench.kernels import lightning as lightning_entry
+from m1bench.model.flops import decode_flops, executed_block_size, prefill_flops
+from m1bench.model.arch import from_m1_config
 from m1bench.model import cache as cache_module
 
 # Comparison groups: counted component -> analytic components it should equal.
@@ -44,12 +42,6 @@ def _cpu_flash_sdpa(query_shape, key_shape, value_shape, *args, **kwargs) -> int
 # torch counts the CUDA SDPA kernels but not the CPU flash kernel that CPU SDPA calls; give it torch's
 # own SDPA formula (dense: every query against every key of the call, whatever the mask).
 CUSTOM_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_sdpa}
-
-
-def executed_block_size() -> int:
-    """Block size of the CPU lightning prefill path (the blocked reference) the model calls."""
-    fn = lightning_entry.PREFILL_IMPLS["blocked"]
-    return inspect.signature(fn).parameters["block_size"].default
 
 
 @dataclass

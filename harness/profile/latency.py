@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from m1bench.harness.profile.spec import m1_twin_config
+from m1bench.model.arch import m1_twin_config
 from m1bench.kernels import lightning_attention, lightning_decode
 from m1bench.model.config import M1Config, alibi_slopes
 from m1bench.model.m1 import M1ForCausalLM

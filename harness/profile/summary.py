@@ -9,10 +9,10 @@ import numpy as np
 import torch
 
 from m1bench.harness.core.provenance import environment, provenance_line
-from m1bench.harness.profile import flops as F
+from m1bench.model import flops as F
 from m1bench.harness.profile.latency import build_pair, model_latency
 from m1bench.harness.profile.plots import flops_curves
-from m1bench.harness.profile.spec import load_spec
+from m1bench.model.arch import load_spec
 from m1bench.model.presets import preset
 
 MODELS = ("m1", "deepseek-r1", "qwen3-235b")

@@ -30,7 +30,7 @@ def test_flops_command_writes_claim_json_and_plots(tmp_path, capsys):
 def test_flops_command_takes_a_config_path(tmp_path):
     cfg = tmp_path / "qwen" / "config.json"
     cfg.parent.mkdir()
-    from m1bench.harness.profile.published import QWEN3_235B_A22B
+    from m1bench.model.published import QWEN3_235B_A22B
     cfg.write_text(json.dumps(QWEN3_235B_A22B))
     out = tmp_path / "f"
     main(["profile", "flops", "--models", f"m1,{cfg}", "--max-gen", "4096", "--points", "5", "--out", str(out)])

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from m1bench.harness.profile import flops as F
+from m1bench.model import flops as F
 from m1bench.harness.profile.counted import GROUPS, count_generation
-from m1bench.harness.profile.spec import (
+from m1bench.model.arch import (
     SpecError,
     load_config,
     load_spec,
