@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -136,6 +135,8 @@ def cmd_flops(args):
 # ---- count -----------------------------------------------------------------------------------------
 
 def cmd_count(args):
+    import torch
+
     from m1bench.harness.profile.counted import count_generation
     from m1bench.model.arch import m1_twin_config
     from m1bench.model.m1 import M1ForCausalLM
@@ -199,6 +200,8 @@ def _fold_kernel_bench(paths: list[str]) -> list[dict]:
 def cmd_latency(args):
     from m1bench.harness.profile.latency import DTYPES, build_pair, kernel_latency, model_latency
     from m1bench.model.presets import preset
+    import torch
+
     device = torch.device(args.device)
     dtype = DTYPES[args.dtype]
     env = environment(device)
@@ -415,7 +418,7 @@ def add_parser(subparsers):
                                      "for the hybrid and its softmax twin (shared weights where shared), plus one "
                                      "layer's attention kernels (lightning vs SDPA).")
     lat.add_argument("--preset", default="tiny", help="model preset (tiny on CPU, small on GPU)")
-    lat.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+    lat.add_argument("--device", default=None,
                      help="cpu or cuda[:N] (default: cuda when available)")
     lat.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                      help="default: bfloat16 on CUDA, float32 on CPU")
@@ -465,6 +468,9 @@ def add_parser(subparsers):
 
 
 def _latency_defaults(args):
+    import torch
+
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     args.dtype = args.dtype or ("bfloat16" if args.device.startswith("cuda") else "float32")
     args.out = args.out or str(BENCH / f"profile_latency_{torch.device(args.device).type}")
     cmd_latency(args)
