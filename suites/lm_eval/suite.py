@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 from m1bench.harness.core.types import Completion, Request, Sampling
 from m1bench.suites import register
 from m1bench.suites.base import Option, Suite
+from m1bench.suites.source import content_hash
 
 _CHAT_MARK = "\x00m1bench-chat:"  # apply_chat_template output: the messages, kept structured
 
@@ -97,6 +98,25 @@ def fold_results(raw: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, d
     return out, per_item
 
 
+def task_docs_hash(opts: dict[str, Any]) -> tuple[int, str]:
+    """(documents, content hash) of the tasks' evaluation documents, each tagged with its task: what
+    `compare` checks before pairing two lm-eval runs, as it does for m1bench's own suites."""
+    from lm_eval.tasks import get_task_dict
+
+    docs = []
+    for name, task in sorted(_leaf_tasks(get_task_dict(list(opts["tasks"]), LMEvalTasks.task_manager(opts)))):
+        docs.extend({"task": name, "doc": doc} for doc in task.eval_docs)
+    return len(docs), content_hash(docs)
+
+
+def _leaf_tasks(task_dict: dict) -> list[tuple[str, Any]]:
+    """get_task_dict nests groups ({group: {task: Task}}); the tasks, by name."""
+    out = []
+    for key, value in task_dict.items():
+        out.extend(_leaf_tasks(value) if isinstance(value, dict) else [(getattr(key, "group_name", key), value)])
+    return out
+
+
 @register
 class LMEvalTasks(Suite):
     name = "lm_eval"
@@ -128,14 +148,21 @@ class LMEvalTasks(Suite):
             import lm_eval  # noqa: F401
         except ImportError:
             raise ImportError("suite lm_eval needs the lm-eval extra: pip install 'm1bench[lm-eval]'") from None
-        return [], {"source": "lm-eval", "tasks": opts["tasks"], "include_path": opts.get("include_path")}
+        rows, digest = task_docs_hash(opts)
+        return [], {"source": "lm-eval", "tasks": opts["tasks"], "include_path": opts.get("include_path"),
+                    "rows": rows, "content_hash": digest}
+
+    @staticmethod
+    def task_manager(opts: dict[str, Any]):
+        from lm_eval.tasks import TaskManager
+
+        return TaskManager(include_path=opts.get("include_path"), include_defaults=opts.get("builtin_tasks", True))
 
     def evaluate(self, lm: Any, opts: dict[str, Any], seed: int) -> dict[str, Any]:
         """Run lm-eval (blocking; call from a worker thread)."""
         import lm_eval
-        from lm_eval.tasks import TaskManager
 
-        tm = TaskManager(include_path=opts.get("include_path"), include_defaults=opts.get("builtin_tasks", True))
+        tm = self.task_manager(opts)
         return lm_eval.simple_evaluate(
             model=lm, tasks=list(opts["tasks"]), num_fewshot=opts.get("num_fewshot"), limit=opts.get("limit"),
             task_manager=tm, apply_chat_template=opts["apply_chat_template"],

@@ -126,6 +126,10 @@ def test_the_gate_pairs_lm_eval_metrics_and_refuses_what_it_cannot_pair(task_dir
     base = _run_against(lambda a, b: str(a + b), task_dir, tmp_path / "base", reports)
     cand = _run_against(lambda a, b: str(a + b + 1), task_dir, tmp_path / "cand", reports)
     doc = json.loads((base / "report.json").read_text())
+    # the tasks' documents are hashed, so the gate knows both runs scored the same rows
+    hashes = {json.loads((r / "report.json").read_text())["suites"]["lm_eval"]["dataset"].get("content_hash")
+              for r in (base, cand)}
+    assert len(hashes) == 1 and None not in hashes
     assert doc["suites"]["lm_eval"]["extra"]["per_item"]["m1bench_arith/exact_match"] == {str(i): 1.0 for i in range(6)}
     capsys.readouterr()
 
