@@ -125,13 +125,7 @@ def test_every_parent_help_lists_its_subcommands(capsys):
     assert "replot" in subparsers(parser_at(("profile",)))
 
 
-# profile.py imports torch (and numpy, matplotlib) at module level: its --help pays for it
-IMPORTS_TORCH = {"profile"}
-
-
-@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(
-    strict=True, reason=f"harness/cli/{c}.py imports torch at module level")) if c in IMPORTS_TORCH else c
-    for c in COMMANDS])
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_imports_no_torch(command):
     """--help stays well under a second: it imports no torch (about 2-4 s of the 5 s `model --help` took)."""
     code = (f"import sys\nfrom m1bench.harness.cli import main\ntry:\n    main([{command!r}, '--help'])\n"
