@@ -154,13 +154,24 @@ def accuracy(fla):
     return out
 
 
+# Block shapes timed beside the default (chunk.CONFIGS) at the longest prompt; one that does not fit
+# in shared memory is recorded as such.
+PREFILL_SWEEP = [(64, 64, 4, 3), (64, 64, 4, 4), (32, 64, 4, 3), (64, 32, 4, 3), (128, 64, 4, 2), (128, 64, 8, 2),
+                 (64, 128, 8, 3)]
+
+
 def prefill(fla, Ts, sdpa_max_T, floor_GBps, progress):
-    from m1bench.kernels.lightning.chunk import _prefill_kernel, lightning_prefill
+    from triton.runtime.errors import OutOfResources
+
+    from m1bench.kernels.lightning.chunk import CONFIGS, Config, lightning_prefill
     rows, s = [], m1_slopes(0)
     q, k, v = qkv(max(Ts), torch.bfloat16, seed=0)
-    lightning_prefill(q, k, v, s)  # autotune once, at the longest prompt
-    tuned = {"best": str(_prefill_kernel.best_config),
-             "timings_ms": {str(c): t for c, t in getattr(_prefill_kernel, "configs_timings", {}).items()}}
+    tuned = {"default": str(CONFIGS["tf32"]), "T": max(Ts), "sweep_ms": {}}
+    for cfg in map(Config._make, PREFILL_SWEEP):
+        try:
+            tuned["sweep_ms"][str(cfg)] = median_ms(lambda: lightning_prefill(q, k, v, s, config=cfg))
+        except OutOfResources as e:
+            tuned["sweep_ms"][str(cfg)] = f"does not fit: {e}"[:160]
     del q, k, v
     for T in Ts:
         progress(f"prefill T={T}")
@@ -200,7 +211,7 @@ def decode(fla, floor_GBps, l2_bytes, progress):
     from m1bench.kernels.lightning.recurrent import decode_block, lightning_decode
     out = {}
     s = m1_slopes(0)
-    blocks = [(16, 1), (16, 2), (32, 2), (32, 4), (64, 4), (64, 8), (128, 4), (128, 8)]
+    blocks = [(8, 1), (8, 2), (16, 1), (16, 2), (32, 2), (32, 4), (64, 4), (64, 8), (128, 4), (128, 8)]
     for B in (1, 64):
         progress(f"decode B={B}")
         state_bytes = B * H * D * D * 4

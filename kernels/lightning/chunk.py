@@ -13,6 +13,7 @@ accumulation, or exact fp32 ("ieee") for fp32 inputs and in the interpreter (who
 wrong). Packed batches (`cu_seqlens`) are a grid over sequences, each with its own state.
 """
 import os
+from typing import NamedTuple
 
 import torch
 import triton
@@ -22,26 +23,29 @@ INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 
 
-def _configs():
-    if INTERPRET:  # the interpreter cannot benchmark; a small chunk so short tests cross blocks
-        return [triton.Config({"BT": 16, "BV": 32}, num_warps=4, num_stages=1)]
-    # (BT, BV, warps, stages). H200, T=128K (reports/bench/lightning_h200.json): BV=64, 4 warps,
-    # 3 stages 3.07 ms; 4 stages 3.13; 2 stages 4.48; 8 warps 4.38; BV=32 3.85 (qkᵀ recomputed per
-    # value block). Seen worse and left out: BV=128 (64 programs for 132 SMs) 7.9; BT=128 with
-    # 3 stages did not fit in shared memory.
-    return [triton.Config({"BT": bt, "BV": bv}, num_warps=w, num_stages=st)
-            for bt, bv, w, st in [(64, 64, 4, 2), (64, 64, 4, 3), (64, 64, 4, 4), (64, 32, 4, 3),
-                                  (64, 32, 4, 4), (64, 64, 8, 3)]]
+class Config(NamedTuple):
+    BT: int  # tokens per chunk
+    BV: int  # value columns per program
+    num_warps: int
+    num_stages: int
 
 
-def _prune(configs, named_args, **kwargs):
-    # fp32 inputs take the exact ("ieee") dots: a correctness path, not worth tuning for.
-    return configs[:1] if kwargs.get("PREC") == "ieee" else configs
+# One config per dot precision, decided from measurements, not tuned at call time. The autotuner
+# this replaces keyed on (H, K, V, varlen, precision, dtypes): the first call of a key, whatever
+# its length, ran every candidate on the caller's tensors and fixed the config for all lengths;
+# in the repro sequence (../shared/repro) that first bf16 call had one token and faulted with
+# invalid shared-memory reads while the candidates ran. H200, T=128K, bf16
+# (reports/bench/engine_h200.json, kernels.prefill.tuning): BV=64, 4 warps, 3 stages 3.21 ms;
+# 4 stages 3.37; BT=32 4.57; BV=32 3.76; BT=128 4.21 (8 warps); BV=128 7.39. fp32 ("ieee") tiles
+# are twice the bytes: 2 stages.
+CONFIGS = {"tf32": Config(64, 64, 4, 3), "ieee": Config(64, 64, 4, 2)}
+INTERPRET_CONFIG = Config(16, 32, 4, 1)  # a small chunk so that short tests cross chunk boundaries
 
 
-@triton.autotune(configs=_configs(), key=["H", "K", "V", "IS_VARLEN", "PREC"],
-                 prune_configs_by={"early_config_prune": _prune})
-@triton.jit
+# `T` is not specialised: Triton compiles an integer argument equal to 1 as a constant, so T == 1 got
+# a kernel of its own (one loop trip known at compile time, unpipelined: 57 KB of shared memory at
+# BV=64 instead of 131 KB) beside the one every other length runs.
+@triton.jit(do_not_specialize=["T"])
 def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T,
                     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr,
                     BT: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr,
@@ -111,10 +115,11 @@ def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T,
     tl.store(ht + p_state, S, mask=m_state)
 
 
-def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None):
+def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, config: Config | None = None):
     """Triton lightning prefill. q, k [B, T, H, K], v [B, T, H, V] (bf16/fp16/fp32); slopes [H];
     initial_state [N, H, K, V] or None; cu_seqlens [N + 1] (B == 1) or None (then N = B).
-    Returns (o [B, T, H, V] in q's dtype, final_state [N, H, K, V] fp32)."""
+    `config` overrides the block shape (benchmarks sweep it). Returns (o [B, T, H, V] in q's dtype,
+    final_state [N, H, K, V] fp32)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
@@ -136,12 +141,13 @@ def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None):
     o = torch.empty(B, T, H, V, device=q.device, dtype=q.dtype)
     final = torch.empty(N, H, K, V, device=q.device, dtype=torch.float32)
     dot_f32 = INTERPRET or q.dtype == torch.float32
-    grid = lambda meta: (N * H * triton.cdiv(V, meta["BV"]),)
-    _prefill_kernel[grid](
+    prec = "ieee" if dot_f32 else "tf32"
+    cfg = config or (INTERPRET_CONFIG if INTERPRET else CONFIGS[prec])
+    _prefill_kernel[(N * H * triton.cdiv(V, cfg.BV),)](
         q, k, v, o, slopes, initial_state, final, cu_seqlens, T,
-        H=H, K=K, V=V, BK=max(16, triton.next_power_of_2(K)),
+        H=H, K=K, V=V, BK=max(16, triton.next_power_of_2(K)), BT=cfg.BT, BV=cfg.BV,
         HAS_H0=initial_state is not None, IS_VARLEN=cu_seqlens is not None,
-        DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32")
+        DOT_F32=dot_f32, PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return o, final
 
 

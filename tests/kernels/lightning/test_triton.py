@@ -154,3 +154,39 @@ def test_bad_inputs_get_clear_errors(tk):
         tk.prefill(q, k, v, slopes, torch.zeros(2, 2, 16, 16))
     with pytest.raises(ValueError, match="state pool"):
         tk.decode(q[:, 0], k[:, 0], v[:, 0], slopes, torch.zeros(4, 2, 16, 16, dtype=torch.float64))
+
+
+def test_the_faulting_sequence_float32_calls_then_a_one_token_bfloat16_call(tk, poisoned):
+    """The call sequence of ../shared/repro/lightning_prefill_sequence.py at interpreter sizes: float32
+    prefills (dense, with initial states, packed with empty and one-token sequences) and a float32
+    decode into a pool, then the first bfloat16 prefill of ONE token. On the H200 that call faulted
+    (invalid shared-memory reads) while the autotuner ran every candidate config on a kernel Triton
+    had specialised for T == 1. The interpreter cannot show a shared-memory fault; it checks that the
+    sequence computes the recurrence at every step, and the test below that nothing tunes or
+    specialises per call any more (on the device the repro passes memcheck with 0 errors)."""
+    H, K = 2, 16
+    for dtype in (torch.float32, torch.bfloat16):
+        for seed, (B, T, init) in enumerate([(1, 1, False), (2, 19, True), (1, 40, False)]):
+            q, k, v, slopes = draw((B, T, H, K), K, dtype, seed=seed, H=H)
+            h0 = torch.randn(B, H, K, K) if init else None
+            o, st = tk.prefill(q, k, v, slopes, h0)
+            o_r, s_r = oracle(q, k, v, slopes, h0)
+            assert rel(o, o_r) < TOL[dtype] and rel(st, s_r) < TOL[dtype]
+        lens = [7, 0, 1, 20]
+        q, k, v, slopes = draw((1, sum(lens), H, K), K, dtype, seed=9, H=H)
+        cu = torch.tensor([0] + torch.tensor(lens).cumsum(0).tolist(), dtype=torch.int32)
+        o, st = tk.prefill(q, k, v, slopes, None, cu)
+        o_b, st_b = lightning_attention(q, k, v, slopes, cu_seqlens=cu, impl="blocked")
+        assert rel(o, o_b) < TOL[dtype] and rel(st, st_b) < TOL[dtype]
+
+
+def test_the_prefill_kernel_is_neither_autotuned_nor_specialised_on_length():
+    """One compiled kernel per dtype and config serves every length, and no call runs other configs."""
+    import subprocess
+    import sys
+    probe = ("from triton.runtime.jit import JITFunction; from m1bench.kernels.lightning import chunk; "
+             "k = chunk._prefill_kernel; assert type(k) is JITFunction, type(k); "
+             "assert [p.name for p in k.params if p.do_not_specialize] == ['T']; print('ok')")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # the compiled-mode definition
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
