@@ -1,5 +1,7 @@
-"""Per-batch inference state: the fp32 (H, d, d) state of every lightning layer and the KV cache of
-every softmax layer, plus which cached positions are real tokens (left padding) and their positions."""
+"""Inference state. `InferenceCache`: one batch's fp32 (H, d, d) state of every lightning layer and KV
+cache of every softmax layer, plus which cached positions are real tokens (left padding) and their
+positions; what a forward (prefill, training, the reference decode loop) reads and extends.
+`DecodePool`: the same state for many sequences in fixed slots, what the decode step runs on."""
 import torch
 from torch.nn.attention.bias import causal_lower_right
 
@@ -72,3 +74,73 @@ class InferenceCache:
         self.keys = {l: t[rows] for l, t in self.keys.items()}
         self.values = {l: t[rows] for l, t in self.values.items()}
         self.real, self.num_real = self.real[rows], self.num_real[rows]
+
+
+class DecodePool:
+    """Preallocated state of up to `num_slots` sequences for the decode step: per softmax layer a KV
+    cache [slots + 1, capacity, kv_heads, d], per lightning layer an fp32 state [slots + 1, H, d, d],
+    and each slot's length on the device (what the decode step reads; `host_lengths` mirrors it for
+    capacity checks without a sync). A sequence keeps its slot while it runs; no row ever moves, so
+    a CUDA graph captured over these buffers stays valid. The last slot (`scratch`) takes the
+    padding rows of a graph's batch bucket; its length is reset every step."""
+
+    def __init__(self, config: M1Config, num_slots: int, capacity: int, dtype: torch.dtype, device):
+        H, d = config.num_attention_heads, config.head_dim
+        rows = num_slots + 1
+        self.config, self.dtype, self.device = config, dtype, device
+        state_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        self.num_slots, self.capacity, self.scratch = num_slots, capacity, num_slots
+        self.states = {l: torch.zeros(rows, H, d, d, dtype=state_dtype, device=device) for l in config.lightning_layers}
+        kv_shape = (rows, capacity, config.num_key_value_heads, d)
+        # Zeros, not empty: masked attention over a row's unused tail multiplies its values by zero
+        # weights, and 0 * NaN from never-written memory would be NaN.
+        self.keys = {l: torch.zeros(kv_shape, dtype=dtype, device=device) for l in config.softmax_layers}
+        self.values = {l: torch.zeros(kv_shape, dtype=dtype, device=device) for l in config.softmax_layers}
+        self.lengths = torch.zeros(rows, dtype=torch.int32, device=device)
+        self.host_lengths = [0] * num_slots
+
+    def load(self, slot: int, cache: InferenceCache, row: int = 0) -> None:
+        """Copy row `row` of a prefilled cache into `slot`: its states and the KV of its real tokens
+        (left padding dropped)."""
+        n = int(cache.num_real[row])
+        if n > self.capacity:
+            raise ValueError(f"a sequence of {n} tokens does not fit a decode pool of capacity {self.capacity}")
+        start = cache.length - n
+        for l, t in self.states.items():
+            t[slot].copy_(cache.states[l][row])
+        for l in self.keys:
+            self.keys[l][slot, :n] = cache.keys[l][row, start:cache.length]
+            self.values[l][slot, :n] = cache.values[l][row, start:cache.length]
+        self.lengths[slot] = n
+        self.host_lengths[slot] = n
+
+    def copy_slot(self, src: int, dst: int) -> None:
+        """Give slot `dst` the sequence held in `src` (a request's n samples share one prefill)."""
+        n = self.host_lengths[src]
+        for t in self.states.values():
+            t[dst].copy_(t[src])
+        for t in (*self.keys.values(), *self.values.values()):
+            t[dst, :n] = t[src, :n]
+        self.lengths[dst] = n
+        self.host_lengths[dst] = n
+
+    def resized(self, capacity: int) -> "DecodePool":
+        """A pool of the same slots holding `capacity` tokens each, every sequence copied over."""
+        new = DecodePool(self.config, self.num_slots, capacity, self.dtype, self.device)
+        if max(self.host_lengths, default=0) > capacity:
+            raise ValueError(f"a running sequence holds {max(self.host_lengths)} tokens, more than capacity {capacity}")
+        n = min(capacity, self.capacity)
+        for l, t in self.states.items():
+            new.states[l].copy_(t)
+        for old, grown in ((self.keys, new.keys), (self.values, new.values)):
+            for l, t in old.items():
+                grown[l][:, :n] = t[:, :n]
+        new.lengths.copy_(self.lengths)
+        new.host_lengths = list(self.host_lengths)
+        return new
+
+    def advance(self, slots: torch.Tensor, positions: torch.Tensor) -> None:
+        """After a step that wrote each row's token at `positions`: lengths of `slots` become positions + 1.
+        Device ops only (inside the CUDA graph)."""
+        self.lengths.index_put_((slots,), (positions + 1).to(self.lengths.dtype))
+        self.lengths[self.scratch:].zero_()  # a kernel, not a host-to-device copy of a 0 (capture forbids it)

@@ -1,13 +1,17 @@
 """The oracle generation loop: a fixed batch through the reference model, as plainly as it can be
-written (left padding, greedy or temperature/top-k/top-p sampling with per-request seeds, EOS and
-stop strings, max new tokens; finished sequences leave the batch). The engine that serves and
-evaluates (harness/engine, continuous batching) is checked against it token for token; `m1bench
-generate`, the RL rollouts and the profilers call it directly."""
+written (greedy or temperature/top-k/top-p sampling with per-request seeds, EOS and stop strings,
+max new tokens; finished sequences leave the batch). Each prompt is prefilled alone (no padding, so
+attention needs no mask) into a slot of a decode pool, then the batch decodes through the decode
+step (model/decode.py: CUDA graphs on GPU). The engine that serves and evaluates (harness/engine,
+continuous batching) is checked against it token for token; `m1bench generate`, the RL rollouts
+and the profilers call it directly."""
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import torch
 
+from m1bench.model.decode import DecodeRunner
 from m1bench.model.m1 import M1ForCausalLM
 from m1bench.model.routing import RoutingRecorder
 from m1bench.model.tokenizer import ChatTokenizer
@@ -78,28 +82,45 @@ def _generators(params: list[SamplingParams]) -> list[torch.Generator]:
 @torch.inference_mode()
 def generate(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[list[int]],
              params: SamplingParams | list[SamplingParams], routing: RoutingRecorder | None = None) -> list[Generation]:
-    """Left-pad the prompts into one batch, prefill, then sample. With `routing`, every request's
-    expert choices are counted (pads excluded) and summarised in `Generation.routing`."""
+    """Prefill each prompt, then sample the batch. With `routing`, every request's expert choices
+    are counted and summarised in `Generation.routing`."""
     params = params if isinstance(params, list) else [params] * len(prompts)
     if len(params) != len(prompts):
         raise ValueError(f"{len(prompts)} prompts but {len(params)} sampling params")
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token")
-    device = model.device
-    width = max(len(p) for p in prompts)
-    ids = torch.zeros(len(prompts), width, dtype=torch.long)
-    mask = torch.zeros(len(prompts), width, dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        mask[i, width - len(p):] = 1
-    cache = model.new_cache(len(prompts), capacity=width + max(p.max_new_tokens for p in params))
-    if routing is not None:
-        routing.begin_step(list(range(len(prompts))), mask.bool())
+    runner = decode_runner(model, len(prompts), max(len(p) + q.max_new_tokens for p, q in zip(prompts, params)))
     start = time.perf_counter()
-    with model.recording_routing(routing):
-        logits = model(ids.to(device), cache, attention_mask=mask.to(device), logits_to_keep=1)[:, -1].cpu()
+    logits = torch.stack([prefill(model, p, runner.pool, i, routing) for i, p in enumerate(prompts)])
     results = [Generation(prompt_tokens=len(p), prefill_s=time.perf_counter() - start) for p in prompts]
-    return _decode(model, tokenizer, cache, logits, params, results, routing)
+    return _decode(model, tokenizer, runner, logits.cpu(), params, results, routing)
+
+
+def prefill(model: M1ForCausalLM, prompt: list[int], pool, slot: int, routing: RoutingRecorder | None = None,
+            chunk: int = 1 << 16) -> torch.Tensor:
+    """Feed `prompt` (in chunks of `chunk` tokens) into pool slot `slot`; the logits after its last token [V]."""
+    cache = model.new_cache(1, capacity=len(prompt))
+    if routing is not None:
+        routing.begin_step([slot], None)
+    ids = torch.tensor([prompt], device=model.device)
+    with model.recording_routing(routing):
+        for s in range(0, len(prompt), chunk):
+            logits = model(ids[:, s:s + chunk], cache, logits_to_keep=1)[0, -1]
+    pool.load(slot, cache)
+    return logits
+
+
+_RUNNERS: "weakref.WeakKeyDictionary[M1ForCausalLM, DecodeRunner]" = weakref.WeakKeyDictionary()
+
+
+def decode_runner(model: M1ForCausalLM, num_slots: int, capacity: int) -> DecodeRunner:
+    """A runner over a pool of at least `num_slots` slots of at least `capacity` tokens: the model's
+    last one when it is big enough (its CUDA graphs are already captured), else a new one."""
+    runner = _RUNNERS.get(model)
+    if runner is None or runner.pool.num_slots < num_slots or runner.pool.capacity < capacity:
+        _RUNNERS.pop(model, None)  # free the old pool first
+        runner = _RUNNERS[model] = DecodeRunner(model, model.new_pool(num_slots, capacity))
+    return runner
 
 
 @torch.inference_mode()
@@ -107,24 +128,22 @@ def continue_generation(model: M1ForCausalLM, tokenizer: ChatTokenizer, cache, l
                         params: SamplingParams, prompt_tokens: int) -> Generation:
     """Sample one sequence whose prompt is already in `cache` (e.g. a resumed long prefill);
     `last_logits` [V] are the logits after its last prompt token."""
-    return _decode(model, tokenizer, cache, last_logits[None].cpu(), [params],
+    runner = decode_runner(model, 1, prompt_tokens + params.max_new_tokens)
+    runner.pool.load(0, cache)
+    return _decode(model, tokenizer, runner, last_logits[None].cpu(), [params],
                    [Generation(prompt_tokens=prompt_tokens)], None)[0]
 
 
-def _decode(model, tokenizer, cache, logits, params, results, routing) -> list[Generation]:
-    device = model.device
+def _decode(model, tokenizer, runner: DecodeRunner, logits, params, results, routing) -> list[Generation]:
     generators = _generators(params)
     stop_at: dict[int, int] = {}  # result index -> character offset of the first stop string
-    active = [i for i, p in enumerate(params) if p.max_new_tokens > 0]
-    if active and len(active) < len(results):
-        cache.select(torch.tensor(active, dtype=torch.long, device=device))
-        logits = logits[active]
+    active = [i for i, p in enumerate(params) if p.max_new_tokens > 0]  # result i decodes in pool slot i
     start = time.perf_counter()
     while active:
         next_tokens, keep = [], []
-        for row, i in enumerate(active):
+        for i in active:
             r, p = results[i], params[i]
-            tok = sample_token(logits[row], p, generators[i])
+            tok = sample_token(logits[i], p, generators[i])
             if tok == tokenizer.eos_token_id:
                 r.finish_reason = "stop"
                 continue
@@ -137,16 +156,15 @@ def _decode(model, tokenizer, cache, logits, params, results, routing) -> list[G
             if len(r.token_ids) >= p.max_new_tokens:
                 continue
             next_tokens.append(tok)
-            keep.append(row)
-        if len(keep) < len(active):
-            active = [active[row] for row in keep]
-            if not active:
-                break
-            cache.select(torch.tensor(keep, dtype=torch.long, device=device))
+            keep.append(i)
+        active = keep
+        if not active:
+            break
         if routing is not None:
             routing.begin_step(active, None)
-        with model.recording_routing(routing):
-            logits = model(torch.tensor(next_tokens, device=device)[:, None], cache)[:, -1].cpu()
+        step = runner.step(next_tokens, active, routing)
+        logits = torch.zeros(len(results), step.shape[-1])
+        logits[active] = step.cpu()
     decode = time.perf_counter() - start
     for i, r in enumerate(results):
         r.decode_s = decode

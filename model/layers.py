@@ -4,8 +4,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from m1bench.kernels import lightning_attention, lightning_decode
-from m1bench.model.cache import InferenceCache
+from m1bench.kernels.attention import apply_partial_rope, decode_attention, rope_cos_sin, rotary_append
+from m1bench.kernels.norm import gated_rms_norm, rms_norm
+from m1bench.model.cache import DecodePool, InferenceCache
 from m1bench.model.config import M1Config
+
+__all__ = ["LightningAttention", "RMSNorm", "SoftmaxAttention", "apply_partial_rope", "rope_cos_sin"]
 
 
 class RMSNorm(nn.Module):
@@ -15,27 +19,7 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        x32 = x.float()
-        x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * x32.to(x.dtype)
-
-
-def rope_cos_sin(positions: torch.Tensor, rotary_dim: int, theta: float):
-    """cos/sin [B, T, rotary_dim] (neox layout: the two halves repeat the same frequencies)."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, rotary_dim, 2, device=positions.device, dtype=torch.float64) / rotary_dim)
-    freqs = positions.double()[..., None] * inv_freq
-    emb = torch.cat((freqs, freqs), dim=-1)
-    return emb.cos().float(), emb.sin().float()
-
-
-def apply_partial_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the first rotary_dim dims of each head (neox rotate_half); x is [B, T, heads, head_dim]."""
-    rd = cos.shape[-1]
-    rot, rest = x[..., :rd].float(), x[..., rd:]
-    half = rd // 2
-    rotated = torch.cat((-rot[..., half:], rot[..., :half]), dim=-1)
-    cos, sin = cos[:, :, None, :], sin[:, :, None, :]
-    return torch.cat(((rot * cos + rotated * sin).to(x.dtype), rest), dim=-1)
+        return rms_norm(x, self.weight, self.eps)
 
 
 # MiniMax's modeling code builds the lightning output norm as MiniMaxText01RMSNorm(head_dim * num_heads),
@@ -77,6 +61,14 @@ class LightningAttention(nn.Module):
         o = self.norm(o.reshape(B, T, -1))
         return self.out_proj(torch.sigmoid(self.output_gate(x)) * o)
 
+    def decode(self, x, pool: DecodePool, slots):
+        """One token per row: x [B, hidden]; the state of row b is pool slot slots[b]."""
+        B = x.shape[0]
+        qkv = self.qkv_proj(x).view(B, self.heads, 3 * self.head_dim)
+        q, k, v = qkv.split(self.head_dim, dim=-1)
+        o = lightning_decode(q, k, v, self.slopes, pool.states[self.layer], slots, silu=True)
+        return self.out_proj(gated_rms_norm(o.reshape(B, -1), self.output_gate(x), self.norm.weight, self.norm.eps))
+
 
 class SoftmaxAttention(nn.Module):
     """GQA softmax attention, scale 1/sqrt(head_dim), RoPE on the first rotary_dim dims."""
@@ -103,3 +95,14 @@ class SoftmaxAttention(nn.Module):
             q.transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2),
             attn_mask=cache.attention_mask(T), scale=self.head_dim ** -0.5, enable_gqa=True)
         return self.o_proj(o.transpose(1, 2).reshape(B, T, -1))
+
+    def decode(self, x, pool: DecodePool, slots, positions, rope):
+        """One token per row at positions [B] (the row's length so far): its k, v join the pool's cache."""
+        B = x.shape[0]
+        q = self.q_proj(x).view(B, self.heads, self.head_dim)
+        k = self.k_proj(x).view(B, self.kv_heads, self.head_dim)
+        v = self.v_proj(x).view(B, self.kv_heads, self.head_dim)
+        keys, values = pool.keys[self.layer], pool.values[self.layer]
+        q = rotary_append(q, k, v, *rope, keys, values, slots, positions)
+        o = decode_attention(q, keys, values, slots, positions + 1, self.head_dim ** -0.5)
+        return self.o_proj(o.reshape(B, -1))

@@ -4,7 +4,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from m1bench.model.cache import InferenceCache
+from m1bench.kernels.norm import add_rms_norm
+from m1bench.model.cache import DecodePool, InferenceCache
 from m1bench.model.config import LIGHTNING, M1Config
 from m1bench.model.layers import LightningAttention, RMSNorm, SoftmaxAttention, rope_cos_sin
 from m1bench.model.moe import SparseMoE
@@ -103,6 +104,31 @@ class M1ForCausalLM(nn.Module):
         if logits_to_keep:
             x = x[:, -logits_to_keep:]
         return self.lm_head(x).float()
+
+    def new_pool(self, num_slots: int, capacity: int) -> DecodePool:
+        return DecodePool(self.config, num_slots, capacity, self.dtype, self.device)
+
+    def decode_step(self, tokens: torch.Tensor, pool: DecodePool, slots: torch.Tensor) -> torch.Tensor:
+        """One token for each row: tokens [B] continue the sequences in pool slots `slots` [B].
+        Returns logits [B, V] fp32. Device ops only, no host sync: a CUDA graph can capture it.
+        The same function as `forward` on those sequences; the residual adds are fused into the
+        RMSNorms that follow them (x = residual * alpha + branch * beta, then its norm)."""
+        positions = pool.lengths[slots].long()
+        rope = rope_cos_sin(positions, self.config.rotary_dim, self.config.rope_theta)
+        x = self.model.embed_tokens(tokens)
+        residual, branch, alpha, beta = x, None, 1.0, 1.0
+        for layer in self.model.layers:
+            x, h = add_rms_norm(residual, branch, alpha, beta, layer.input_layernorm.weight, layer.input_layernorm.eps)
+            attn = layer.self_attn
+            a = attn.decode(h, pool, slots) if layer.is_lightning else attn.decode(h, pool, slots, positions, rope)
+            x, h = add_rms_norm(h if layer.postnorm else x, a[:, None], layer.attn_alpha, layer.attn_beta,
+                                layer.post_attention_layernorm.weight, layer.post_attention_layernorm.eps)
+            residual = h if layer.postnorm else x
+            branch = layer.block_sparse_moe.decode(h, *layer.block_sparse_moe.stacked_weights())
+            alpha, beta = layer.mlp_alpha, layer.mlp_beta
+        _, h = add_rms_norm(residual, branch, alpha, beta, self.model.norm.weight, self.model.norm.eps)
+        pool.advance(slots, positions)
+        return self.lm_head(h).float()
 
     def num_parameters(self) -> dict[str, int]:
         """Total parameters and those active per token. Active excludes the unrouted experts, the embedding

@@ -1,10 +1,11 @@
 """Continuous batching over the reference model: the one in-process engine, behind both the
 embedded server and the evaluation's in-process client.
 
-One worker thread owns the model. Each loop iteration it admits waiting requests (prefilling them
-together, left-padded, and joining their rows to the running batch), then advances every running
-sequence by one token. Sequences leave the batch when they finish; a request's `n` samples share
-one prefill (its cache row is copied n times). Text leaves through a per-request callback as it is
+One worker thread owns the model. Each loop iteration it admits waiting requests (prefilling each
+into a slot of a decode pool, model/cache.py), then advances every running sequence by one token
+with the decode step (model/decode.py: one CUDA graph per batch-size bucket on GPU). Sequences
+leave the batch when they finish and free their slot; a request's `n` samples share one prefill
+(its slot is copied to n - 1 more). Text leaves through a per-request callback as it is
 generated: detokenised incrementally (an incomplete UTF-8 character is held back) and cut at stop
 strings (a possible stop-string prefix is held back until it is decided).
 
@@ -14,7 +15,6 @@ per sample: sample i of a request with seed s uses seed s + i).
 from __future__ import annotations
 
 import asyncio
-import copy
 import queue
 import threading
 import time
@@ -23,8 +23,8 @@ from typing import Callable
 
 import torch
 
-from m1bench.model.cache import InferenceCache
-from m1bench.model.generate import SamplingParams, sample_token
+from m1bench.model.decode import DecodeRunner
+from m1bench.model.generate import SamplingParams, prefill, sample_token
 from m1bench.model.routing import TOP1_BINS, RoutingRecorder, summarize
 
 
@@ -84,8 +84,8 @@ class IncrementalDetokenizer:
 
 
 class _Sample:
-    def __init__(self, request: EngineRequest, index: int, decode, seed_offset: int):
-        self.request, self.index = request, index
+    def __init__(self, request: EngineRequest, index: int, decode, seed_offset: int, slot: int):
+        self.request, self.index, self.slot = request, index, slot  # slot: its row in the decode pool
         self.params = request.params[index]
         self.generator = torch.Generator(device="cpu")
         if self.params.seed is not None:
@@ -133,49 +133,16 @@ class _Sample:
         return True
 
 
-def concat_caches(a: InferenceCache, b: InferenceCache) -> InferenceCache:
-    """Rows of `a`, then rows of `b`, in one cache. The shorter history is left-padded with positions
-    marked not real (as a left-padded prefill is), so attention masks them and RoPE positions,
-    which count real tokens only, stay the same."""
-    L = max(a.length, b.length)
-
-    def pad(t: torch.Tensor, length: int, fill) -> torch.Tensor:
-        t = t[:, :length]
-        return torch.cat([t.new_full((t.shape[0], L - length, *t.shape[2:]), fill), t], dim=1)
-
-    out = copy.copy(a)  # every attribute of the cache; the per-row tensors are replaced below
-    out.states = {l: torch.cat([a.states[l], b.states[l]]) for l in a.states}
-    out.keys = {l: torch.cat([pad(a.keys[l], a.length, 0), pad(b.keys[l], b.length, 0)]) for l in a.keys}
-    out.values = {l: torch.cat([pad(a.values[l], a.length, 0), pad(b.values[l], b.length, 0)]) for l in a.values}
-    out.real = torch.cat([pad(a.real, a.length, False), pad(b.real, b.length, False)])
-    out.length = L
-    out.num_real = torch.cat([a.num_real, b.num_real])
-    out.padded = not bool(out.real.all())
-    return out
-
-
-def trim_cache(cache: InferenceCache) -> None:
-    """Drop leading positions that are padding in every row (left by rows that have left)."""
-    real_per_row = cache.real[:, :cache.length].sum(1)
-    drop = cache.length - int(real_per_row.max()) if real_per_row.numel() else 0
-    if drop <= 0:
-        return
-    cache.keys = {l: t[:, drop:] for l, t in cache.keys.items()}
-    cache.values = {l: t[:, drop:] for l, t in cache.values.items()}
-    cache.real = cache.real[:, drop:]
-    cache.length -= drop
-    cache.padded = not bool(cache.real[:, :cache.length].all())
-
-
 class Engine:
     """Owns the model on a worker thread; `submit` is thread-safe."""
 
-    def __init__(self, model, tokenizer, max_batch_size: int = 16):
+    def __init__(self, model, tokenizer, max_batch_size: int = 16, capacity: int = 4096):
         self.model, self.tokenizer = model, tokenizer
         self.max_batch_size = max_batch_size
         self.waiting: queue.Queue[EngineRequest] = queue.Queue()
         self.samples: list[_Sample] = []
-        self.cache: InferenceCache | None = None
+        self.runner = DecodeRunner(model, model.new_pool(max_batch_size, capacity))
+        self.free_slots = list(range(max_batch_size))
         self.next_tokens: list[int] = []
         self.steps = 0
         self.batch_sizes: list[int] = []  # running batch size of each decode step (for /metrics-style facts)
@@ -229,7 +196,8 @@ class Engine:
             except Exception as e:  # a model failure ends the running requests, not the server
                 for s in self.samples:
                     s.request.emit(TextEvent(s.index, "", f"error: {type(e).__name__}: {e}", s.num_tokens))
-                self.samples, self.cache, self.next_tokens = [], None, []
+                self.free_slots += [s.slot for s in self.samples]
+                self.samples, self.next_tokens = [], []
 
     def _admit(self, block: bool) -> None:
         new: list[EngineRequest] = []
@@ -255,36 +223,35 @@ class Engine:
                         r.emit(TextEvent(i, "", f"error: {type(e).__name__}: {e}"))
 
     def _prefill(self, requests: list[EngineRequest]) -> None:
-        width = max(len(r.prompt_ids) for r in requests)
-        ids = torch.zeros(len(requests), width, dtype=torch.long)
-        mask = torch.zeros(len(requests), width, dtype=torch.long)
-        for i, r in enumerate(requests):
-            ids[i, width - len(r.prompt_ids):] = torch.tensor(r.prompt_ids)
-            mask[i, width - len(r.prompt_ids):] = 1
-        device = self.model.device
-        cache = self.model.new_cache(len(requests), capacity=width + 64)
-        recorder = self._recorder(requests, mask.bool())
-        with self.model.recording_routing(recorder):
-            logits = self.model(ids.to(device), cache, attention_mask=mask.to(device), logits_to_keep=1)[:, -1].float().cpu()
-        for row, r in enumerate(requests):
-            if recorder is not None and r.routing is not None:
-                r.routing.add(recorder, row)
-        rows = [i for i, r in enumerate(requests) for _ in r.params]  # n samples share their request's row
-        cache.select(torch.tensor(rows, dtype=torch.long, device=device))
-        samples = [_Sample(r, j, self.tokenizer.decode, j) for r in requests for j in range(len(r.params))]
-        tokens = [sample_token(logits[row], s.params, s.generator) for row, s in zip(rows, samples)]
-        self.cache = cache if self.cache is None else concat_caches(self.cache, cache)
+        room = max(len(r.prompt_ids) + p.max_new_tokens for r in requests for p in r.params)
+        if room > self.runner.pool.capacity:
+            self._grow(room)
+        samples, tokens = [], []
+        for r in requests:
+            recorder = self._recorder([r], None)
+            slots = [self.free_slots.pop() for _ in r.params]
+            logits = prefill(self.model, r.prompt_ids, self.runner.pool, slots[0], recorder).float().cpu()
+            if recorder is not None:
+                r.routing.add(recorder, 0)
+            for j, slot in enumerate(slots):
+                if j:
+                    self.runner.pool.copy_slot(slots[0], slot)
+                s = _Sample(r, j, self.tokenizer.decode, j, slot)
+                samples.append(s)
+                tokens.append(sample_token(logits, s.params, s.generator))
         first = len(self.samples)
         self.samples += samples
         self.next_tokens += tokens
         self._consume(first)  # the running samples already consumed their current tokens
 
+    def _grow(self, capacity: int) -> None:
+        """Room for `capacity` tokens per slot: a larger pool (running sequences copied), new graphs."""
+        self.runner = DecodeRunner(self.model, self.runner.pool.resized(max(capacity, 2 * self.runner.pool.capacity)))
+
     def _decode(self) -> None:
-        device = self.model.device
         self.batch_sizes.append(len(self.samples))
         recorder = self._recorder([s.request for s in self.samples], None)
-        with self.model.recording_routing(recorder):
-            logits = self.model(torch.tensor(self.next_tokens, device=device)[:, None], self.cache)[:, -1].float().cpu()
+        logits = self.runner.step(self.next_tokens, [s.slot for s in self.samples], recorder).float().cpu()
         for row, s in enumerate(self.samples):
             if recorder is not None and s.request.routing is not None:
                 s.request.routing.add(recorder, row)
@@ -299,10 +266,7 @@ class Engine:
                                      and not s.request.cancelled.is_set() and not s.step(t, eos)]
         if len(keep) == len(self.samples):
             return
-        if not keep:
-            self.samples, self.cache, self.next_tokens = [], None, []
-            return
-        self.cache.select(torch.tensor(keep, dtype=torch.long, device=self.model.device))
-        trim_cache(self.cache)
+        kept = set(keep)
+        self.free_slots += [s.slot for i, s in enumerate(self.samples) if i not in kept]
         self.samples = [self.samples[i] for i in keep]
         self.next_tokens = [self.next_tokens[i] for i in keep]

@@ -1,5 +1,6 @@
 """Measured latency of the reference model (prefill, per-token decode vs context; hybrid vs softmax twin)
-and of the attention kernels (lightning vs SDPA, prefill and decode).
+and of the attention kernels (lightning vs SDPA, prefill and decode). Decode is the engine's decode
+step (model/decode.py: a decode pool, in a CUDA graph on GPU), as `generate` and the server run it.
 
 Timing: on CUDA every sample is bracketed by CUDA events and synchronised; kernels go through
 triton.testing.do_bench (median of many). On CPU, time.perf_counter around the call. Every
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from m1bench.model.arch import m1_twin_config
 from m1bench.kernels import lightning_attention, lightning_decode
 from m1bench.model.config import M1Config, alibi_slopes
+from m1bench.model.decode import DecodeRunner
 from m1bench.model.m1 import M1ForCausalLM
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -68,15 +70,15 @@ def build_pair(config: M1Config, device, dtype, seed: int = 0) -> dict[str, M1Fo
     return {"hybrid": hybrid, "softmax-twin": twin}
 
 
-@torch.no_grad()
-def _prefill(model, ids: torch.Tensor, chunk: int, extra: int):
-    cache = model.new_cache(1, capacity=ids.shape[1] + extra)
+@torch.inference_mode()
+def _prefill(model, ids: torch.Tensor, chunk: int):
+    cache = model.new_cache(1, capacity=ids.shape[1])
     for s in range(0, ids.shape[1], chunk):
         model(ids[:, s:s + chunk], cache=cache, logits_to_keep=1)
     return cache
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int = 3, decode_warmup: int = 2,
                   decode_steps: int = 8, chunk: int = 8192, time_budget_s: float = float("inf"),
                   single_run_from: int | None = None, on_context: Callable[[dict], None] | None = None,
@@ -90,22 +92,25 @@ def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int =
     rows = []
     for L in contexts:
         ids = torch.randint(0, vocab, (1, L), generator=gen).to(device)
-        step_ids = torch.randint(0, vocab, (1, decode_warmup + decode_steps), generator=gen).to(device)
+        step_ids = torch.randint(0, vocab, (decode_warmup + decode_steps,), generator=gen).tolist()
         if single_run_from is not None and L >= single_run_from:
             warmup, repeats = 0, 1
         row = {"context": L, "chunk": chunk, "warmup": warmup, "repeats": repeats,
                "decode_warmup": decode_warmup, "decode_steps": decode_steps}
         t0 = time.perf_counter()
         try:
-            pre, cache = [], None
+            pre, cache, runner = [], None, None
             for i in range(warmup + repeats):
                 cache = None  # free the previous cache before the next one is built
-                secs, cache = time_once(lambda: _prefill(model, ids, chunk, decode_warmup + decode_steps), device)
+                secs, cache = time_once(lambda: _prefill(model, ids, chunk), device)
                 if i >= warmup:
                     pre.append(secs)
+            runner = DecodeRunner(model, model.new_pool(1, L + decode_warmup + decode_steps))
+            runner.pool.load(0, cache)
+            cache = None
             dec = []
-            for j in range(decode_warmup + decode_steps):
-                secs, _ = time_once(lambda: model(step_ids[:, j:j + 1], cache=cache, logits_to_keep=1), device)
+            for j in range(decode_warmup + decode_steps):  # the first warm-up step captures the graph
+                secs, _ = time_once(lambda: runner.step([step_ids[j]], [0]), device)
                 if j >= decode_warmup:
                     dec.append(secs)
             row.update(prefill_s=stats(pre), decode_s=stats(dec), prefill_tok_per_s=L / statistics.median(pre),
@@ -117,7 +122,7 @@ def model_latency(model, contexts: list[int], *, warmup: int = 1, repeats: int =
                 raise
             row["error"] = f"out of memory: {str(e).splitlines()[0][:200]}"
         finally:
-            cache = None
+            cache = runner = None
             if device.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(device)

@@ -8,6 +8,7 @@ from typing import Callable
 
 import torch
 
+from m1bench.kernels.dispatch import use_triton
 from m1bench.kernels.lightning import naive as reference
 
 PREFILL_IMPLS: dict[str, Callable] = {
@@ -33,9 +34,9 @@ def _triton_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None):
     return lightning_prefill(q, k, v, slopes, initial_state, cu_seqlens)
 
 
-def _triton_decode(q, k, v, slopes, state, slots=None):
+def _triton_decode(q, k, v, slopes, state, slots=None, silu=False):
     from m1bench.kernels.lightning.recurrent import lightning_decode as triton_decode
-    return triton_decode(q, k, v, slopes, state, slots)
+    return triton_decode(q, k, v, slopes, state, slots, silu=silu)
 
 
 _triton_prefill.supports_varlen = True
@@ -45,9 +46,7 @@ if importlib.util.find_spec("triton") is not None:
 
 
 def _auto(impls: dict[str, Callable], x: torch.Tensor, cpu_default: str) -> Callable:
-    if x.is_cuda and "triton" in impls:
-        return impls["triton"]
-    return impls[cpu_default]
+    return impls["triton"] if use_triton(x) and "triton" in impls else impls[cpu_default]
 
 
 def lightning_attention(q, k, v, slopes, initial_state=None, cu_seqlens=None, impl: str = "auto"):
@@ -77,8 +76,9 @@ def lightning_attention(q, k, v, slopes, initial_state=None, cu_seqlens=None, im
     return torch.cat(outs, dim=1), torch.cat(states, dim=0)
 
 
-def lightning_decode(q, k, v, slopes, state, slots=None, impl: str = "auto"):
+def lightning_decode(q, k, v, slopes, state, slots=None, impl: str = "auto", silu: bool = False):
     """One decode step for a batch: q, k, v [B, H, d]; state pool [P, H, d, d] updated in place at
-    rows `slots` (default 0..B-1). Returns o [B, H, d]."""
+    rows `slots` (default 0..B-1). `silu`: q, k, v are pre-activations (SiLU applied first, fused on
+    CUDA). Returns o [B, H, d]."""
     fn = _auto(DECODE_IMPLS, q, "torch") if impl == "auto" else DECODE_IMPLS[impl]
-    return fn(q, k, v, slopes, state, slots)
+    return fn(q, k, v, slopes, state, slots, silu=silu)

@@ -77,9 +77,11 @@ def blocked(q, k, v, slopes, initial_state=None, block_size: int = 256):
     return o.transpose(1, 2).to(q.dtype), state
 
 
-def decode(q, k, v, slopes, state, slots=None):
-    """One token per sequence: q, k, v [B, H, d]; `state` is a pool [P, H, d, d] updated in place
-    at rows `slots` (default 0..B-1). Returns o [B, H, d] in q's dtype."""
+def decode(q, k, v, slopes, state, slots=None, silu: bool = False):
+    """One token per sequence: q, k, v [B, H, d] (pre-activations when `silu`); `state` is a pool
+    [P, H, d, d] updated in place at rows `slots` (default 0..B-1). Returns o [B, H, d] in q's dtype."""
+    if silu:
+        q, k, v = (torch.nn.functional.silu(x) for x in (q, k, v))
     B, H, _ = q.shape
     rows = torch.arange(B, device=q.device) if slots is None else slots.to(q.device, torch.long)
     acc = state.dtype

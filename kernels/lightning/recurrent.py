@@ -15,9 +15,9 @@ from m1bench.kernels.lightning.chunk import DTYPES
 
 
 @triton.jit
-def _decode_kernel(q, k, v, o, slopes, state, slots,
+def _decode_kernel(q, k, v, o, slopes, state, slots, stride_b, stride_h,
                    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr,
-                   BV: tl.constexpr):
+                   BV: tl.constexpr, SILU: tl.constexpr):
     NV: tl.constexpr = (V + BV - 1) // BV
     pid = tl.program_id(0)
     i_bh = pid // NV
@@ -30,9 +30,14 @@ def _decode_kernel(q, k, v, o, slopes, state, slots,
     o_v = i_v * BV + tl.arange(0, BV)
     m_k = o_k < K
     m_v = o_v < V
-    b_q = tl.load(q + i_bh * K + o_k, mask=m_k, other=0.0).to(tl.float32)
-    b_k = tl.load(k + i_bh * K + o_k, mask=m_k, other=0.0).to(tl.float32)
-    b_v = tl.load(v + i_bh * V + o_v, mask=m_v, other=0.0).to(tl.float32)
+    row = i_b.to(tl.int64) * stride_b + i_h * stride_h  # q, k, v may be views of one [B, H, 3d] buffer
+    b_q = tl.load(q + row + o_k, mask=m_k, other=0.0).to(tl.float32)
+    b_k = tl.load(k + row + o_k, mask=m_k, other=0.0).to(tl.float32)
+    b_v = tl.load(v + row + o_v, mask=m_v, other=0.0).to(tl.float32)
+    if SILU:  # the model's SiLU(qkv), rounded to the input dtype as the unfused op rounds it
+        b_q = (b_q * tl.sigmoid(b_q)).to(q.dtype.element_ty).to(tl.float32)
+        b_k = (b_k * tl.sigmoid(b_k)).to(k.dtype.element_ty).to(tl.float32)
+        b_v = (b_v * tl.sigmoid(b_v)).to(v.dtype.element_ty).to(tl.float32)
     p_s = state + (slot * H + i_h) * K * V + o_k[:, None] * V + o_v[None, :]
     m_s = m_k[:, None] & m_v[None, :]
     S = tl.load(p_s, mask=m_s, other=0.0) * tl.exp(-s) + b_k[:, None] * b_v[None, :]
@@ -51,9 +56,11 @@ def decode_block(batch_heads: int, V: int) -> tuple[int, int]:
     return min(64, triton.next_power_of_2(V)), 4
 
 
-def lightning_decode(q, k, v, slopes, state, slots=None, block=None):
-    """Triton decode step. q, k [B, H, K], v [B, H, V]; state pool [P, H, K, V] fp32, updated in
-    place at rows `slots` [B] (default 0..B-1). Returns o [B, H, V] in q's dtype."""
+def lightning_decode(q, k, v, slopes, state, slots=None, block=None, silu: bool = False):
+    """Triton decode step. q, k [B, H, K], v [B, H, V] (any strides sharing one (batch, head) stride,
+    e.g. views of a [B, H, 2K + V] buffer; last dim contiguous); state pool [P, H, K, V] fp32, updated
+    in place at rows `slots` [B] (default 0..B-1). `silu` applies SiLU to q, k, v first (fused).
+    Returns o [B, H, V] in q's dtype."""
     B, H, K = q.shape
     V = v.shape[-1]
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
@@ -68,11 +75,13 @@ def lightning_decode(q, k, v, slopes, state, slots=None, block=None):
         slots = torch.arange(B, device=q.device, dtype=torch.int32)
     elif slots.shape != (B,):
         raise ValueError(f"slots must be [{B}]; got {tuple(slots.shape)}")
-    q, k, v = (x.contiguous() for x in (q, k, v))
+    if not all(x.stride()[:2] == q.stride()[:2] and x.stride(2) == 1 for x in (q, k, v)):
+        buf = torch.cat([q, k, v], dim=-1)  # one [B, H, 2K + V] buffer: the kernel walks rows with one stride
+        q, k, v = buf[..., :K], buf[..., K:2 * K], buf[..., 2 * K:]
     slopes = slopes.to(device=q.device, dtype=torch.float32).contiguous()
     o = torch.empty(B, H, V, device=q.device, dtype=q.dtype)
     BV, warps = block or decode_block(B * H, V)
     grid = (B * H * triton.cdiv(V, BV),)
-    _decode_kernel[grid](q, k, v, o, slopes, state, slots.to(q.device),
-                         H=H, K=K, V=V, BK=triton.next_power_of_2(K), BV=BV, num_warps=warps)
+    _decode_kernel[grid](q, k, v, o, slopes, state, slots.to(q.device), q.stride(0), q.stride(1),
+                         H=H, K=K, V=V, BK=triton.next_power_of_2(K), BV=BV, SILU=silu, num_warps=warps)
     return o

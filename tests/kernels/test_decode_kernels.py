@@ -1,0 +1,161 @@
+"""The decode step's Triton kernels (fused norms, RoPE + cache append, split-KV attention, routing and
+sorted-dispatch experts), run by Triton's interpreter on CPU, against their PyTorch definitions and
+float64 oracles. Outputs are poisoned (NaN) so an element never written fails."""
+import importlib
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported (see lightning/test_triton.py)
+triton = pytest.importorskip("triton")
+
+from m1bench.kernels.attention import reference as attn_ref  # noqa: E402
+from m1bench.kernels.moe import reference as moe_ref  # noqa: E402
+from m1bench.kernels.norm import reference as norm_ref  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tk():
+    from triton.runtime.interpreter import InterpretedFunction
+    if not isinstance(triton.language.standard.sum, InterpretedFunction):
+        pytest.fail("triton was imported before TRITON_INTERPRET=1 was set; run pytest with TRITON_INTERPRET=1")
+    importlib.reload(importlib.import_module("m1bench.kernels.lightning.chunk"))
+    return {n: importlib.reload(importlib.import_module(f"m1bench.kernels.{n}"))
+            for n in ("norm.triton_norm", "attention.triton_decode", "moe.triton_moe")}
+
+
+@pytest.fixture
+def poisoned(monkeypatch):
+    real = torch.empty
+
+    def nan_empty(*a, **kw):
+        t = real(*a, **kw)
+        return t.fill_(float("nan")) if t.is_floating_point() else t.fill_(-7)
+    monkeypatch.setattr(torch, "empty", nan_empty)
+
+
+# The interpreter casts fp32 to bf16 by truncation, not round-to-nearest as the GPU does: the bf16
+# checks here allow for three truncations in a row; the device benchmark checks bf16 against float64.
+BF16_TOL = 3e-2
+
+
+def rel(a, b):
+    assert not torch.isnan(a).any(), "output has unwritten (NaN) elements"
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("ky", [None, 1, 2])
+def test_add_rms_norm(tk, poisoned, dtype, ky):
+    g = gen(ky or 0)
+    res = torch.randn(3, 96, generator=g).to(dtype)
+    y = None if ky is None else torch.randn(3, ky, 96, generator=g).to(dtype)
+    w = (1 + 0.1 * torch.randn(96, generator=g)).to(dtype)
+    x, h = tk["norm.triton_norm"].add_rms_norm(res, y, 3.5, 0.7, w, 1e-5)
+    xr, hr = norm_ref.add_rms_norm(res, y, 3.5, 0.7, w, 1e-5)
+    tol = 1e-6 if dtype == torch.float32 else BF16_TOL
+    assert x.dtype == dtype and rel(x, xr) < tol and rel(h, hr) < tol
+    if ky is None:
+        assert x is res
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gated_rms_norm(tk, poisoned, dtype):
+    g = gen(1)
+    o, gate = (torch.randn(2, 64, generator=g).to(dtype) for _ in range(2))
+    w = torch.randn(64, generator=g).to(dtype)
+    out = tk["norm.triton_norm"].gated_rms_norm(o, gate, w, 1e-6)
+    assert rel(out, norm_ref.gated_rms_norm(o, gate, w, 1e-6)) < (1e-6 if dtype == torch.float32 else BF16_TOL)
+
+
+@pytest.mark.parametrize("rd", [8, 16])
+def test_rotary_append_writes_the_cache_and_rotates_q(tk, poisoned, rd):
+    B, HQ, KVH, D, P, cap = 3, 4, 2, 16, 5, 9
+    g = gen(rd)
+    q, k, v = torch.randn(B, HQ, D, generator=g), torch.randn(B, KVH, D, generator=g), torch.randn(B, KVH, D, generator=g)
+    slots, positions = torch.tensor([4, 0, 2]), torch.tensor([0, 7, 3])
+    cos, sin = attn_ref.rope_cos_sin(positions, rd, 1e7)
+    kc, vc = (torch.randn(P, cap, KVH, D, generator=g) for _ in range(2))
+    caches = [kc, vc, kc.clone(), vc.clone()]
+    want_q = attn_ref.rotary_append(q, k, v, cos, sin, caches[0], caches[1], slots, positions)
+    got_q = tk["attention.triton_decode"].rotary_append(q, k, v, cos, sin, caches[2], caches[3], slots, positions)
+    assert rel(got_q, want_q) < 1e-6
+    assert torch.allclose(caches[2], caches[0], atol=1e-6) and torch.equal(caches[3], caches[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("splits", [1, 4])
+def test_split_kv_decode_attention_matches_float64(tk, poisoned, dtype, splits):
+    B, HQ, KVH, D, P, cap = 3, 8, 2, 32, 4, 200
+    g = gen(splits)
+    q = torch.randn(B, HQ, D, generator=g).to(dtype)
+    kc, vc = (torch.randn(P, cap, KVH, D, generator=g).to(dtype) for _ in range(2))
+    slots, lengths = torch.tensor([3, 0, 1]), torch.tensor([1, 130, 64], dtype=torch.int32)  # one key; partial blocks
+    o = tk["attention.triton_decode"].decode_attention(q, kc, vc, slots, lengths, D ** -0.5, splits=splits)
+    want = torch.stack([F.scaled_dot_product_attention(
+        q[b, :, None].double(), kc[s, :n].transpose(0, 1).double().repeat_interleave(HQ // KVH, 0),
+        vc[s, :n].transpose(0, 1).double().repeat_interleave(HQ // KVH, 0), scale=D ** -0.5)[:, 0]
+        for b, (s, n) in enumerate(zip(slots.tolist(), lengths.tolist()))])
+    assert o.dtype == dtype and rel(o, want) < (1e-5 if dtype == torch.float32 else 1e-2)
+    assert rel(attn_ref.decode_attention(q, kc, vc, slots, lengths, D ** -0.5), want) < (1e-5 if dtype == torch.float32 else 1e-2)
+
+
+def test_router_picks_the_references_top_k(tk, poisoned):
+    g = gen(3)
+    x, w = torch.randn(5, 40, generator=g), torch.randn(6, 40, generator=g)
+    weights, ids = tk["moe.triton_moe"].route(x, w, 2)
+    want_w, want_ids = moe_ref.route(x, w, 2)
+    assert torch.equal(ids.long(), want_ids) and rel(weights, want_w) < 1e-6
+
+
+def loop_experts(x, w13, w2, weights, ids):
+    """The per-expert loop in float64, independent of both dispatch implementations."""
+    I = w2.shape[-1]
+    out = torch.zeros(*ids.shape, x.shape[-1], dtype=torch.float64)
+    for n in range(ids.shape[0]):
+        for j, e in enumerate(ids[n].tolist()):
+            h = w13[e].double() @ x[n].double()
+            out[n, j] = weights[n, j].double() * (w2[e].double() @ (F.silu(h[:I]) * h[I:]))
+    return out
+
+
+@pytest.mark.parametrize("N,E", [(1, 4), (5, 4), (12, 3), (3, 16)])
+def test_sorted_dispatch_experts_match_the_loop(tk, poisoned, N, E):
+    H, I = 48, 40  # neither a multiple of the column tile
+    g = gen(N * E)
+    x = torch.randn(N, H, generator=g)
+    w13, w2 = torch.randn(E, 2 * I, H, generator=g) * 0.2, torch.randn(E, H, I, generator=g) * 0.2
+    weights, ids = moe_ref.route(x, torch.randn(E, H, generator=g), 2)
+    want = loop_experts(x, w13, w2, weights, ids)
+    assert rel(moe_ref.experts(x, w13, w2, weights, ids), want) < 1e-6
+    assert rel(tk["moe.triton_moe"].experts(x, w13, w2, weights, ids), want) < 1e-6
+
+
+def test_a_whole_decode_step_through_the_kernels_equals_the_pytorch_step(tk, tiny_dir):
+    """The tiny model's decode step with every op on its Triton kernel gives the PyTorch step's
+    logits, for a batch of sequences of different lengths in scattered slots."""
+    from m1bench.kernels.dispatch import default_impl
+    from m1bench.model.checkpoint import load_model
+    from m1bench.model.generate import prefill
+    importlib.reload(importlib.import_module("m1bench.kernels.lightning.recurrent"))
+    model = load_model(tiny_dir)
+    runs = {}
+    with torch.inference_mode():
+        for impl in ("torch", "triton"):
+            pool = model.new_pool(4, 48)
+            for slot, n in ((3, 9), (0, 35), (1, 1)):
+                prefill(model, list(range(7, 7 + n)), pool, slot)
+            slots, tokens, steps = torch.tensor([3, 0, 1]), torch.tensor([11, 12, 13]), []
+            with default_impl(impl):
+                for _ in range(4):
+                    steps.append(model.decode_step(tokens, pool, slots))
+                    tokens = steps[-1].argmax(-1)
+            runs[impl] = torch.stack(steps)
+    assert rel(runs["triton"], runs["torch"]) < 1e-5
+    assert torch.equal(runs["triton"].argmax(-1), runs["torch"].argmax(-1))
