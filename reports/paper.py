@@ -3,7 +3,7 @@ the mapping from its rows to the m1bench suite + metric that measures each one."
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,11 +25,21 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Official:
+    """The set a paper row was measured on: the problem counts it may have, the paper's samples per
+    problem and content hashes of known copies of its rows (hash -> which copy)."""
+    problems: tuple[int, ...]
+    k: int | None = None
+    content_hashes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Row:
     category: str
     task: str
     cells: tuple[str, ...]  # as published
     values: tuple[float | None, ...]  # percent; None where the paper reports nothing ("--")
+    official: Official | None = None
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,9 @@ def load_table(path: str | Path | None = None) -> PaperTable:
         if len(r["cells"]) != len(columns):
             raise ReportError(f"{path}: field rows[{i}].cells: {len(r['cells'])} cells for {len(columns)} columns "
                               f"(task {r['task']!r})")
-        rows.append(Row(r["category"], r["task"], tuple(r["cells"]), tuple(parse_cell(c) for c in r["cells"])))
+        off = r.get("official")
+        official = Official(tuple(off["problems"]), off.get("k"), off.get("content_hashes", {})) if off else None
+        rows.append(Row(r["category"], r["task"], tuple(r["cells"]), tuple(parse_cell(c) for c in r["cells"]), official))
     return PaperTable(doc["id"], doc["title"], doc["source"], columns, tuple(rows))
 
 

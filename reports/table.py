@@ -8,9 +8,10 @@ from fnmatch import fnmatch
 from typing import Any
 
 from m1bench.reports.doc import Section, Table, Text, render_html, render_md, table_csv
-from m1bench.reports.paper import Measure, PaperTable, Row
+from m1bench.reports.paper import Measure, Official, PaperTable, Row
 
 Mapping = dict[str, list[Measure]]
+NOT_OFFICIAL = "†"  # marks a measured value that is not the paper's measurement (other data, fewer samples)
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Measured:
     n_samples: int | None
     delta: dict[str, float | None] = field(default_factory=dict)  # M1 column id -> measured - published (points)
     contains: dict[str, bool | None] = field(default_factory=dict)  # M1 column id -> published value inside the CI
+    caveats: list[str] = field(default_factory=list)  # why this is not the paper's measurement; empty: it is
 
 
 @dataclass
@@ -60,6 +62,28 @@ def find_measure(report: dict[str, Any], measures: list[Measure]) -> tuple[str, 
     return None
 
 
+def caveats(official: Official | None, mv: Measured, suite: dict[str, Any]) -> list[str]:
+    """How a measurement departs from the paper's: another problem count, rows that are no known copy
+    of the paper's set (content hash, where the suite records one), fewer samples per problem than k."""
+    if official is None:
+        return []
+    out = []
+    if mv.n_problems is not None and mv.n_problems not in official.problems:
+        out.append(f"{mv.n_problems} problems, the paper's set has {' or '.join(map(str, official.problems))}")
+    digest = (suite.get("dataset") or {}).get("content_hash")
+    if official.content_hashes and digest and digest not in official.content_hashes:
+        out.append(f"data content hash {digest} is no known copy of the paper's set")
+    k = suite.get("k") or (mv.n_samples // mv.n_problems if mv.n_samples and mv.n_problems else None)
+    if official.k and k and k < official.k:
+        out.append(f"{k} samples per problem, the paper's k is {official.k}")
+    return out
+
+
+def caveat_notes(rows: list[ComparedRow], labels: list[str]) -> list[str]:
+    return [f"{cr.row.task} ({lbl}): " + "; ".join(mv.caveats)
+            for cr in rows for lbl, mv in zip(labels, cr.measured) if mv and mv.caveats]
+
+
 def compare_rows(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping) -> list[ComparedRow]:
     m1 = [(c.id, table.column(c.id)) for c in table.m1_columns]
     out = []
@@ -77,6 +101,7 @@ def compare_rows(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapp
                 pub = row.values[i]
                 mv.delta[col_id] = None if pub is None else mv.value - pub
                 mv.contains[col_id] = None if pub is None or ci is None else (ci[0] - 1e-9 <= pub <= ci[1] + 1e-9)
+            mv.caveats = caveats(row.official, mv, report["suites"][suite])
             measured.append(mv)
         out.append(ComparedRow(row, measured))
     return out
@@ -136,7 +161,7 @@ def display_table(table: PaperTable, rows: list[ComparedRow], labels: list[str],
                 ci = f"[{mv.ci95[0]:.1f}, {mv.ci95[1]:.1f}]" if mv.ci95 else None
                 n = None if mv.n_problems is None else (f"{mv.n_problems}" + (f" × {mv.n_samples // mv.n_problems}"
                                                                              if mv.n_samples and mv.n_problems and mv.n_samples != mv.n_problems else ""))
-                line += [f"{mv.value:.1f}", ci, n]
+                line += [f"{mv.value:.1f}" + (f" {NOT_OFFICIAL}" if mv.caveats else ""), ci, n]
         for i, c in enumerate(table.columns):
             line.append(cr.row.cells[i])
             if c.m1:
@@ -154,7 +179,7 @@ def csv_table(table: PaperTable, rows: list[ComparedRow], labels: list[str]) -> 
                "n_samples"]
     for c in m1:
         headers += [f"delta_{c.id}", f"ci_contains_{c.id}"]
-    headers += [f"published_{c.id}" for c in table.columns]
+    headers += [f"published_{c.id}" for c in table.columns] + ["not_official"]
     out = []
     for cr in rows:
         for lbl, mv in zip(labels, cr.measured):
@@ -167,7 +192,7 @@ def csv_table(table: PaperTable, rows: list[ComparedRow], labels: list[str]) -> 
                 for c in m1:
                     d = mv.delta[c.id]
                     line += [None if d is None else round(d, 4), mv.contains[c.id]]
-            line += list(cr.row.values)
+            line += list(cr.row.values) + ["; ".join(mv.caveats) if mv and mv.caveats else None]
             out.append(line)
     return Table(headers, out)
 
@@ -180,9 +205,9 @@ def sections(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping)
     rows = compare_rows(table, reports, mapping)
     labels = labels_for(reports)
     src = table.source
-    notes = [Text(f"Published values: {src['url']} (read from "
-                  + "; ".join(f"{r['repo']}@{r['commit'][:10]}" for r in src["read_from"])
-                  + f", retrieved {src['retrieved']}). Unit: percent. '--': not reported.")]
+    notes = [Text("Published values: " + "; ".join(f"{s['name']} ({s['url']})" for s in src["sources"])
+                  + f", retrieved {src['retrieved']}. Unit: percent. '--': not reported.")]
+    notes += [Text(f"{NOT_OFFICIAL} not the paper's measurement: {note}") for note in caveat_notes(rows, labels)]
     notes += [Text(f"{mark}: {note}") for mark, note in src.get("footnotes", {}).items()]
     notes.append(Text("Measured: the report's metric (×100) with its 95% confidence interval and n = problems × samples; "
                       "Δ = measured − published (points); CI ∋: whether the measured 95% CI contains the published value."))

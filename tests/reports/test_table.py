@@ -131,7 +131,7 @@ def test_markdown_layout(table, reports):
     assert header[11:] == COLUMNS[2:]
     assert len(lines) == 2 + 1 + 17  # header, rule, "Extended Thinking", 17 rows
     aime = [c.strip() for c in lines[3].strip("|").split("|")]
-    assert aime[:3] == ["Mathematics", "AIME 2024", "86.7"] and aime[4] == "30 × 2"
+    assert aime[:3] == ["Mathematics", "AIME 2024", "86.7 †"] and aime[4] == "30 × 2"  # crafted data, k 2
     assert aime[5:11] == ["86.0", "+0.7", "yes", "83.3", "+3.4", "yes"]
     assert aime[11:] == ["85.7", "91.4", "79.8", "86.7", "76.0", "92.0", "91.6"]
     hle = next(ln for ln in lines if "HLE" in ln)
@@ -174,3 +174,68 @@ def test_table_command(tmp_path, reports, capsys):
     with pytest.raises(SystemExit) as e:
         cli_main(["table", str(a_dir), "--map", "Nonexistent=aime2024"])
     assert e.value.code == 2 and "no such task" in capsys.readouterr().err
+
+
+OFFICIAL_AIME = {"aime2024": "/work/shared/realdata/aime2024/qwen25math_aime24_test.jsonl",
+                 "aime2025": "/work/shared/realdata/aime2025/mathevalharness_aime25_test.jsonl"}
+
+
+@pytest.mark.parametrize("suite,task", [("aime2024", "AIME 2024"), ("aime2025", "AIME 2025")])
+def test_official_content_hashes_are_the_real_rows(table, suite, task):
+    """The committed hashes are what the suite's own loader records for the real AIME rows."""
+    from pathlib import Path
+
+    from m1bench.suites import get_suite
+
+    path = Path(OFFICIAL_AIME[suite])
+    if not path.exists():
+        pytest.skip(f"{path}: real rows not here")
+    problems, info = get_suite(suite).load({"data": str(path)})
+    assert len(problems) == 30 and info["content_hash"] in row(table, task).official.content_hashes
+
+
+def _table_md(tmp_path, capsys, report_dir):
+    with pytest.raises(SystemExit) as e:
+        cli_main(["table", str(report_dir)])
+    assert e.value.code == 0
+    return capsys.readouterr()
+
+
+def test_table_marks_the_demo_file_beside_the_paper(tmp_path, capsys):
+    """The 2-problem demo file (its name contains "aime", so the dataset pattern lets it in) scored
+    0.0 beside the paper's 86.0 with no warning; now the row is marked and the reasons printed."""
+    from m1bench.suites.source import content_hash, read_local
+
+    demo = paper_dir().parent.parent / "suites" / "aime" / "demo.jsonl"
+    run = crafted_report(tmp_path, "demo", {"aime2024": rates(2, [0, 0], 1)}, data_source=str(demo),
+                         data_hash=content_hash(read_local(demo)))
+    out = _table_md(tmp_path, capsys, run)
+    aime = next(ln for ln in out.out.splitlines() if "| AIME 2024 |" in ln)
+    assert [c.strip() for c in aime.strip("|").split("|")][2] == "0.0 †"
+    why = "2 problems, the paper's set has 30"
+    assert why in out.out and "1 samples per problem, the paper's k is 32" in out.out
+    assert "is no known copy of the paper's set" in out.out
+    assert f"warning: not the paper's measurement: AIME 2024 (" in out.err and why in out.err
+
+
+def test_table_does_not_mark_the_official_set_at_the_papers_k(tmp_path, capsys):
+    run = crafted_report(tmp_path, "paper", {"aime2024": rates(30, [26] * 26 + [0] * 4, 32)},
+                         data_hash="388d865df6bbe109")
+    out = _table_md(tmp_path, capsys, run)
+    aime = next(ln for ln in out.out.splitlines() if "| AIME 2024 |" in ln)
+    cells = [c.strip() for c in aime.strip("|").split("|")]
+    assert (cells[2], cells[4]) == ("70.4", "30 × 32")  # 26·26 of 30·32 samples right
+    assert "†" not in out.out and "warning" not in out.err
+
+
+def test_table_cites_minimax_own_sources(tmp_path, capsys, table):
+    """The published values cited third-party copies of the README; now MiniMax's README, paper and model card."""
+    assert [s["url"].split("/")[2] for s in table.source["sources"]] == ["github.com", "arxiv.org", "huggingface.co"]
+    assert all(s["url"].startswith(("https://github.com/MiniMax-AI/MiniMax-M1", "https://arxiv.org/abs/2506.13585",
+                                    "https://huggingface.co/MiniMaxAI/MiniMax-M1-80k")) for s in table.source["sources"])
+    run = crafted_report(tmp_path, "cite", {"aime2024": rates(30, [1] * 30, 1)})
+    out = _table_md(tmp_path, capsys, run).out
+    for url in ("https://github.com/MiniMax-AI/MiniMax-M1", "https://arxiv.org/abs/2506.13585",
+                "https://huggingface.co/MiniMaxAI/MiniMax-M1-80k"):
+        assert url in out
+    assert "Mind-Vault" not in out and "renegade" not in out and "read_from" not in json.dumps(table.source)
