@@ -1,5 +1,6 @@
 """The report's figures (matplotlib, PNG): metrics with their 95% CIs, per-problem success rates,
-completion lengths against the generation limit, and expert-utilisation heatmaps when a run
+completion lengths against the generation limit, score against a generation budget and against
+FLOPs per problem (runs that recorded compute), and expert-utilisation heatmaps when a run
 recorded routing statistics."""
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 from m1bench.reports.routing import plot_heatmap  # noqa: E402
 
 DPI = 110
+BUDGET_CURVE_TITLE = "Score vs generation budget B (solved at B only if the sample finished within B tokens)"
+FLOPS_CURVE_TITLE = "Score vs FLOPs per sample (solved only if the sample finished within the FLOPs)"
+COMPUTE_PLOTS = ("budget_curve", "flops_curve")
 
 
 def _save(fig, path: Path, footer: str) -> None:
@@ -87,6 +91,42 @@ def _histogram(data, labels, bins, xlabel: str, ylabel: str, title: str, path: P
     _save(fig, path, footer)
 
 
+def _curve_plot(report: dict[str, Any], curve: str, x_key: str, xlabel: str, title: str, path: Path,
+                footer: str, limit_key: str | None = None) -> bool:
+    """One step line per suite: score (%) against a per-sample budget (log axis)."""
+    suites = {name: s["compute"][curve] for name, s in report["suites"].items()
+              if (s.get("compute") or {}).get(curve)}
+    if not suites:
+        return False
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for name, c in suites.items():
+        ax.step(c[x_key], [100 * v for v in c["score"]], where="post", label=name, lw=1.6)
+        if limit_key:
+            ax.axvline(report["suites"][name]["sampling"][limit_key], color="#C44E52", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 100)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("score (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(alpha=0.3)
+    _save(fig, path, footer)
+    return True
+
+
+def budget_curve_plot(report: dict[str, Any], path: Path, footer: str) -> bool:
+    return _curve_plot(report, "budget_curve", "budget_tokens",
+                       "generation budget B (tokens per sample; dashed: max_tokens)",
+                       "Score vs generation budget: a sample counts as solved at B only if it finished within B tokens",
+                       path, footer, limit_key="max_tokens")
+
+
+def flops_curve_plot(report: dict[str, Any], path: Path, footer: str) -> bool:
+    return _curve_plot(report, "flops_curve", "flops_per_problem", "FLOPs budget per sample (analytic forward FLOPs)",
+                       "Score vs FLOPs: a sample counts as solved only if it finished within the FLOPs budget",
+                       path, footer)
+
+
 def make_plots(report: dict[str, Any], samples: list[dict[str, Any]], out_dir: Path) -> list[dict[str, str]]:
     """Write the plots under out_dir/plots/; returns the report's `plots` entries (paths relative to out_dir)."""
     m = report["m1bench"]
@@ -97,6 +137,8 @@ def make_plots(report: dict[str, Any], samples: list[dict[str, Any]], out_dir: P
         ("metrics", "Metrics with 95% confidence intervals", lambda p: metrics_plot(report, p, footer)),
         ("problem_rates", "Per-problem success rate", lambda p: problem_rate_plot(report, p, footer)),
         ("completion_tokens", "Completion length", lambda p: completion_tokens_plot(report, samples, p, footer)),
+        ("budget_curve", BUDGET_CURVE_TITLE, lambda p: budget_curve_plot(report, p, footer)),
+        ("flops_curve", FLOPS_CURVE_TITLE, lambda p: flops_curve_plot(report, p, footer)),
     ):
         if draw(out_dir / "plots" / f"{name}.png"):
             made.append({"name": name, "file": f"plots/{name}.png", "title": title})

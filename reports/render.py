@@ -158,6 +158,53 @@ def profiling_section(report: dict[str, Any]) -> Section | None:
     return Section("Profiling", blocks)
 
 
+def _sci(x: float | None) -> str | None:
+    return None if x is None else f"{x:.3g}"
+
+
+def _dist_row(label: str, d: dict[str, float] | None) -> list[Any]:
+    return [label, *(None if d is None else _sci(d[k]) for k in ("mean", "p10", "p50", "p90", "max", "total"))]
+
+
+def counterfactual_line(suite: str, c: dict[str, Any]) -> str | None:
+    """"this aime2024 run: m1 = 31% of deepseek-r1's FLOPs" for the served architecture and, when that
+    is not M1, for M1 on the same tokens."""
+    total = {r["architecture"]: r["flops_total"] for r in c["counterfactual"]}
+    ref = total.get("deepseek-r1")
+    if not ref:
+        return None
+    names = [c["architecture"]] + (["m1"] if c["architecture"] != "m1" else [])
+    parts = [f"{n} = {100 * total[n] / ref:.0f}% of deepseek-r1's FLOPs" for n in names if n in total]
+    return f"this {suite} run: " + "; ".join(parts) + " (the same prompts and generated tokens priced on each)"
+
+
+def compute_section(report: dict[str, Any], plots: list[dict[str, str]]) -> Section | None:
+    """Tokens and FLOPs per sample, the score against a generation budget and against FLOPs, and the
+    same tokens priced on other architectures."""
+    computed = {name: s["compute"] for name, s in report["suites"].items() if s.get("compute")}
+    if not computed:
+        return None
+    blocks: list[Any] = [Plot(p["file"], p["title"]) for p in plots]
+    for name, c in computed.items():
+        t = c["tokens"]
+        rows = [_dist_row(f"{k} tokens", t.get(k)) for k in ("prompt", "generated", "reasoning", "answer")]
+        rows.append(_dist_row("FLOPs", c["flops"]))
+        blocks.append(Table(["per sample", "mean", "p10", "p50", "p90", "max", "total"], rows,
+                            caption=f"{name}: tokens and FLOPs per sample on {c['architecture'] or 'an unknown architecture'} "
+                                    f"({c['architecture_source']})"))
+        if c["counterfactual"]:
+            blocks.append(Table(["architecture", "FLOPs total", "FLOPs per problem", f"{c['architecture']} / this"],
+                                [[r["architecture"], _sci(r["flops_total"]), _sci(r["flops_per_problem"]),
+                                  None if r["served_over_this"] is None else f"{100 * r['served_over_this']:.0f}%"]
+                                 for r in c["counterfactual"]],
+                                caption=f"{name}: the run's tokens priced on other architectures"))
+            line = counterfactual_line(name, c)
+            if line:
+                blocks.append(Text(line))
+        blocks.append(Text(f"{name}: {c['flops_note']}; {c['curve_rule']}."))
+    return Section("Compute", blocks)
+
+
 def paper_section(report: dict[str, Any]) -> Section | None:
     """The rows of the paper's table this run measured (none for runs on non-paper suites)."""
     from m1bench.reports.paper import load_mapping, load_table
@@ -175,10 +222,14 @@ def paper_section(report: dict[str, Any]) -> Section | None:
 
 
 def sections(report: dict[str, Any]) -> list[Section]:
+    from m1bench.reports.plots import COMPUTE_PLOTS
+
     secs = [results_section(report)]
-    if report["plots"]:
-        secs.append(Section("Plots", [Plot(p["file"], p["title"]) for p in report["plots"]]))
+    general = [p for p in report["plots"] if p["name"] not in COMPUTE_PLOTS]
+    if general:
+        secs.append(Section("Plots", [Plot(p["file"], p["title"]) for p in general]))
     secs += [s for s in (paper_section(report),) if s is not None]
+    secs += [s for s in (compute_section(report, [p for p in report["plots"] if p["name"] in COMPUTE_PLOTS]),) if s is not None]
     secs += [s for s in (extras_section(report),) if s is not None]
     secs += [counts_section(report), comparability_section(report), run_section(report), environment_section(report)]
     secs += [s for s in (profiling_section(report),) if s is not None]
