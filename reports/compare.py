@@ -11,6 +11,9 @@ test rejects "no change" at alpha. Gated metrics: each suite's primary metric, o
 A gated metric the gate cannot pair item by item (no per-item values in either report) makes the
 reports not comparable, naming it: the gate never passes what it could not test.
 
+Beside the scores, each suite's mean generated tokens and FLOPs per sample are compared the same
+way (reports/compare_compute.py) and gate when a maximum increase is given.
+
 Per-item values come from the metrics registry (core/metrics.py) over the samples' scores, from
 a suite's own per-item values in its results (`per_item`, e.g. lm-eval's per-document metrics),
 or, for MRCR's named aggregates, from its breakdown.
@@ -27,6 +30,7 @@ import numpy as np
 from m1bench.harness.core.metrics import per_item as registry_per_item
 from m1bench.harness.core.metrics import per_item_from_counts
 from m1bench.harness.core.types import Score
+from m1bench.reports.compare_compute import ComputeResult, compare_compute
 from m1bench.reports.load import LoadedReport
 from m1bench.reports.stats import paired_test
 
@@ -63,12 +67,13 @@ class Comparison:
     reasons: list[str] = field(default_factory=list)  # why not comparable
     ignored: list[str] = field(default_factory=list)  # differences that do not matter
     metrics: list[MetricResult] = field(default_factory=list)
+    compute: list[ComputeResult] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         if self.reasons:
             return INCOMPARABLE
-        return REGRESSION if any(m.gated and m.status == "regression" for m in self.metrics) else PASS
+        return REGRESSION if any(m.gated and m.status == "regression" for m in self.metrics + self.compute) else PASS
 
     @property
     def verdict(self) -> str:
@@ -219,11 +224,14 @@ def incomplete(name: str, which: str, suite: dict[str, Any]) -> str | None:
 
 def compare(base: LoadedReport, cand: LoadedReport, *, tolerance: float = DEFAULT_TOLERANCE,
             alpha: float = DEFAULT_ALPHA, metrics: list[str] | None = None,
-            allow_incomplete: bool = False) -> Comparison:
+            allow_incomplete: bool = False, max_token_increase: float | None = None,
+            max_flops_increase: float | None = None) -> Comparison:
     """`metrics`: patterns (`avg@*`, `aime2024:pass@1`) of the metrics to gate on; default: each
     suite's primary metric. Every shared metric is still compared and shown. A suite that scored
     fewer samples than it planned, in either report, is not comparable unless `allow_incomplete`
-    (then the items both scored are paired, and the shortfall is listed as ignored)."""
+    (then the items both scored are paired, and the shortfall is listed as ignored).
+    `max_token_increase` / `max_flops_increase`: relative increases (0.1 = 10%) of the mean generated
+    tokens / FLOPs per sample beyond which a significant increase is a regression; None: shown, not gated."""
     out = Comparison(base.where, cand.where, tolerance, alpha)
     rb, rc = base.report, cand.report
     for name in rb["suites"]:
@@ -253,6 +261,8 @@ def compare(base: LoadedReport, cand: LoadedReport, *, tolerance: float = DEFAUL
             if gated and res.status in ("missing", "untested"):
                 out.reasons.append(f"suite {name}: gated metric {m['metric']}: {res.note}: cannot gate on it")
             out.metrics.append(res)
+    out.compute = compare_compute(base, cand, shared, alpha=alpha, max_token_increase=max_token_increase,
+                                  max_flops_increase=max_flops_increase)
     if metrics and not any(m.gated for m in out.metrics):
         out.reasons.append(f"no metric matches --metric {' '.join(metrics)}")
     return out

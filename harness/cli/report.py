@@ -102,6 +102,27 @@ _HEADERS = ["suite", "metric", "gated", "baseline %", "candidate %", "Δ pts", "
             "shared items", "status"]
 
 
+def _num(x: float | None) -> str:
+    return "—" if x is None else f"{x:.4g}"
+
+
+_COMPUTE_HEADERS = ["suite", "per sample", "gated", "baseline", "candidate", "change", "95% CI of Δ", "p",
+                    "shared problems", "status"]
+
+
+def compute_rows(cmp: Any) -> list[list[str]]:
+    """Mean generated tokens / FLOPs per sample, paired over the problems both answered."""
+    rows = []
+    for c in cmp.compute:
+        ci = "—" if c.ci95 is None else f"[{c.ci95[0]:+.4g}, {c.ci95[1]:+.4g}]"
+        limit = f"max +{100 * c.max_increase:g}%" if c.gated else ""
+        rows.append([c.suite, c.quantity, limit, _num(c.baseline), _num(c.candidate),
+                     "—" if c.relative is None else f"{100 * c.relative:+.1f}%", ci,
+                     "—" if c.p_value is None else f"{c.p_value:.3g}", str(c.n_shared),
+                     c.status + (f" ({c.note})" if c.note else "")])
+    return rows
+
+
 def comparison_markdown(cmp: Any) -> str:
     from m1bench.reports.doc import Section, Table, Text, render_md
 
@@ -111,6 +132,9 @@ def comparison_markdown(cmp: Any) -> str:
     blocks += [Text(f"- not comparable: {r}") for r in cmp.reasons]
     if cmp.metrics:
         blocks.append(Table(_HEADERS, comparison_rows(cmp), align=["l", "l", "c"] + ["r"] * 7 + ["l"]))
+    if cmp.compute:
+        blocks.append(Table(_COMPUTE_HEADERS, compute_rows(cmp), align=["l", "l", "c"] + ["r"] * 6 + ["l"],
+                            caption="Compute: mean per sample, paired bootstrap over shared problems"))
     blocks += [Text(f"- ignored: {r}") for r in cmp.ignored]
     return render_md("m1bench compare", [Section("Result", blocks)])
 
@@ -124,12 +148,20 @@ def print_comparison(cmp: Any, out: Console) -> None:
         for m, row in zip(cmp.metrics, comparison_rows(cmp)):
             t.add_row(*row, style=style.get(m.status) if m.gated else "dim")
         out.print(t)
+    if cmp.compute:
+        t = RichTable(title="compute per sample (paired over shared problems)")
+        for h in _COMPUTE_HEADERS:
+            t.add_column(h, justify="left" if h in ("suite", "per sample", "status") else "right", overflow="fold")
+        for c, row in zip(cmp.compute, compute_rows(cmp)):
+            t.add_row(*row, style="red" if c.status == "regression" else (None if c.gated else "dim"))
+        out.print(t)
     for r in cmp.ignored:
         out.print(f"[dim]ignored: {r}[/]")
     for r in cmp.reasons:
         out.print(f"[yellow]not comparable:[/] {r}")
     color = {0: "green", 1: "red", 2: "yellow"}[cmp.exit_code]
     regressions = [f"{m.suite}:{m.metric}" for m in cmp.metrics if m.gated and m.status == "regression"]
+    regressions += [f"{c.suite}:{c.quantity} {100 * c.relative:+.1f}%" for c in cmp.compute if c.status == "regression"]
     why = f": {', '.join(regressions)}" if regressions else ""
     out.print(f"[bold {color}]verdict: {cmp.verdict}{why}[/] (exit {cmp.exit_code})")
 
@@ -144,7 +176,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         console.print(f"[yellow]not comparable:[/] {e}")
         return INCOMPARABLE
     cmp = compare(base, cand, tolerance=args.tolerance, alpha=args.alpha, metrics=args.metric,
-                  allow_incomplete=args.allow_incomplete)
+                  allow_incomplete=args.allow_incomplete, max_token_increase=args.max_token_increase,
+                  max_flops_increase=args.max_flops_increase)
     print_comparison(cmp, console)
     if args.json:
         from m1bench.reports.schema import check
@@ -159,6 +192,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 # ---- parsers ----------------------------------------------------------------------------------
+def percent(text: str) -> float:
+    """'10%' or '10' -> 0.10."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage such as 10%, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative percentage, got {text!r}")
+    return value / 100
+
+
 def add_parser(sub: Any) -> None:
     from m1bench.reports.compare import DEFAULT_ALPHA, DEFAULT_TOLERANCE
 
@@ -201,6 +245,10 @@ def add_parser(sub: Any) -> None:
     c.add_argument("--allow-incomplete", action="store_true",
                    help="gate on a suite that scored fewer samples than planned (pairs what both scored); "
                    "default: such a run is not comparable (exit 2)")
+    for flag, what in (("--max-token-increase", "generated tokens"), ("--max-flops-increase", "FLOPs")):
+        c.add_argument(flag, type=percent, metavar="PCT",
+                       help=f"fail (exit 1) when the mean {what} per sample grows by more than PCT (e.g. 10%%) "
+                       "and the paired test says it grew; default: shown, not gated")
     c.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
     c.add_argument("--md", metavar="FILE", help="append the comparison as Markdown (e.g. $GITHUB_STEP_SUMMARY)")
     c.set_defaults(func=lambda a: sys.exit(cmd_compare(a)))

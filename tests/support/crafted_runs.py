@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from m1bench.harness.core.metrics import summarize
 from m1bench.harness.core.types import Score, sample_seed
@@ -20,9 +20,11 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
              created: str = "2026-01-01T00:00:00+00:00", run_name: str = "crafted", seed: int = 0,
              commit: str = "a" * 40, system: str = SYSTEM, data_source: str | None = None, options: dict[str, Any] | None = None,
              errors: dict[str, set[tuple[str, int]]] | None = None,
-             details: dict[str, dict[tuple[str, int], dict[str, Any]]] | None = None) -> Path:
+             details: dict[str, dict[tuple[str, int], dict[str, Any]]] | None = None,
+             completion_tokens: Callable[[str, int], int] = lambda pid, i: 5) -> Path:
     """outcomes[suite][problem_id] = per-sample correctness. errors[suite] = {(problem_id, sample)}
-    whose request failed instead; details[suite][(problem_id, sample)] = the grader's score details."""
+    whose request failed instead; details[suite][(problem_id, sample)] = the grader's score details;
+    completion_tokens(problem_id, sample) = the tokens that sample generated."""
     run_dir.mkdir(parents=True, exist_ok=True)
     records, suites = [], {}
     for suite, problems in outcomes.items():
@@ -46,7 +48,8 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
                 else:
                     answer = "1" if ok else "0"
                     rec["completion"] = {"text": f"\\boxed{{{answer}}}", "reasoning": "", "tool_calls": [],
-                                         "finish_reason": "stop", "prompt_tokens": 20, "completion_tokens": 5,
+                                         "finish_reason": "stop", "prompt_tokens": 20,
+                                         "completion_tokens": completion_tokens(pid, i),
                                          "ttft_s": 0.01, "total_s": 0.02, "endpoint": None, "tpot_s": 0.002}
                     score = Score(ok, answer, (details or {}).get(suite, {}).get((pid, i), {}))
                     rec["score"] = score.to_record()
@@ -63,7 +66,8 @@ def make_run(run_dir: Path, outcomes: dict[str, dict[str, list[bool]]], *, suite
             "counts": {"planned": n, "graded": sum(len(v) for v in by_problem.values()), "request_errors": len(failed),
                        "request_errors_by_kind": {"timeout": len(failed)} if failed else {}, "grading_errors": 0,
                        "missing": 0, "truncated": 0, "empty_answers": 0, "sent": n, "reused": 0, "regraded": 0},
-            "tokens": {"prompt": 20 * n, "completion": 5 * n},
+            "tokens": {"prompt": 20 * n, "completion": sum(completion_tokens(p, i) for p, v in problems.items()
+                                                           for i in range(len(v)) if (p, i) not in failed)},
             "latency": {"mean_ttft_s": 0.01, "mean_tpot_s": 0.002},
             "per_problem": {pid: {"n": len(v), "correct": sum(o.correct for o in v)} for pid, v in by_problem.items()},
         }
