@@ -8,6 +8,7 @@ import json
 import math
 import re
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -183,6 +184,16 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
+def generation_wall_s(records: list[dict[str, Any]]) -> float | None:
+    """Wall clock of a suite's generation: first request sent to last answer received. Requests run
+    concurrently, so the sum of their times is not how long generating took. A record's time is when
+    its answer was recorded (whole seconds); it was sent total_s before."""
+    spans = [(end - (r["completion"].get("total_s") or 0.0), end) for r in records
+             if r.get("status") == "ok" and r.get("completion") and r.get("time")
+             for end in [datetime.fromisoformat(r["time"]).timestamp()]]
+    return max(e for _, e in spans) - min(s for s, _ in spans) if spans else None
+
+
 def suite_section(name: str, s: dict[str, Any], records: list[dict[str, Any]], run_seed: int, run_sampling: dict[str, Any],
                   template_sha: str | None) -> dict[str, Any]:
     opts = dict(s.get("options") or {})
@@ -214,7 +225,7 @@ def suite_section(name: str, s: dict[str, Any], records: list[dict[str, Any]], r
         "counts": dict(s.get("counts") or {}),
         "tokens": {"prompt": int(tokens.get("prompt", 0)), "completion": int(tokens.get("completion", 0)),
                    "mean_completion": (tokens.get("completion", 0) / len(done)) if done else None},
-        "time": {"generation_s": sum(c.get("total_s") or 0.0 for c in done) if done else None,
+        "time": {"generation_s": generation_wall_s(records),
                  "mean_ttft_s": latency.get("mean_ttft_s", _mean([c["ttft_s"] for c in done if c.get("ttft_s") is not None])),
                  "mean_tpot_s": latency.get("mean_tpot_s", _mean([c["tpot_s"] for c in done if c.get("tpot_s") is not None]))},
         "per_problem": dict(s.get("per_problem") or {}),

@@ -48,7 +48,7 @@ def counts_section(report: dict[str, Any]) -> Section:
                      _secs(t["generation_s"]), _secs(t["mean_ttft_s"]), _secs(t["mean_tpot_s"])])
     t = Table(["suite", "planned", "graded", "request errors", "grading errors", "truncated", "in reasoning",
                "secrets redacted", "empty answers",
-               "prompt tokens", "completion tokens", "mean completion", "generation s", "mean TTFT s", "mean TPOT s"],
+               "prompt tokens", "completion tokens", "mean completion", "generation wall s", "mean TTFT s", "mean TPOT s"],
               rows, caption=f"Counts, tokens and time (run wall time {_secs(report['run']['wall_s'])} s)")
     return Section("Errors, truncation, tokens and time", [t])
 
