@@ -237,9 +237,16 @@ class OpenAIClient:
         raise RequestError("client", f"HTTP {status} from {ep.url}: {detail}")
 
     async def aclose(self) -> None:
+        """Close each endpoint's connection pool in the loop that made it (a run may serve some
+        requests from a second loop: see Runner._run_external)."""
+        here = asyncio.get_running_loop()
         for e in self.endpoints:
-            if e.session is not None:
+            if e.session is not None and e.loop is here:
                 await e.session.close()
+            elif e.session is not None and e.loop.is_running():
+                await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(e.session.close(), e.loop))
+            elif e.session is not None:
+                e.session.detach()  # its loop is gone, and its sockets with it
             e.session = e.loop = None
 
 

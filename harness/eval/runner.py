@@ -17,6 +17,7 @@ Records of failed requests (server error, timeout, …) are sent again on the ne
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -54,6 +55,7 @@ class Runner:
         self.plans: dict[str, list[Planned]] = {}
         self._grade_slots = asyncio.Semaphore(4)
         self.unfinished = 0  # planned samples the deadline cut off
+        self._side_loop: asyncio.AbstractEventLoop | None = None  # serves external suites' requests
 
     # ---- records -------------------------------------------------------------------------
     def _record(self, item: Planned, completion: Completion | None,
@@ -137,6 +139,8 @@ class Runner:
         finally:
             self.store.close()
             await self.client.aclose()
+            if self._side_loop is not None:
+                self._side_loop.call_soon_threadsafe(self._side_loop.stop)
         results = build_results(self.cfg, self.suites, plans, problems, data_info, self.records, self.stats,
                                 self.external_results, self.client.describe(), time.perf_counter() - t_start, self.arch)
         if self.unfinished:
@@ -222,8 +226,10 @@ class Runner:
         return await self.client.complete(item.request)
 
     async def _run_external(self, name: str, suite: Suite, info: dict[str, Any]) -> None:
-        """A suite that plans and scores itself (lm-eval): serve its requests through _serve."""
-        loop = asyncio.get_running_loop()
+        """A suite that plans and scores itself (lm-eval). Its evaluation runs here, in the main thread
+        (lm-eval's and math-verify's grading timeouts are SIGALRM, which only the main thread gets),
+        blocking this loop; its requests are served through _serve on a loop of their own in a worker
+        thread, kept until the client is closed."""
         served: list[Planned] = []
         bar = self.bars[name]
 
@@ -238,10 +244,14 @@ class Runner:
 
         from m1bench.suites.lm_eval.suite import fold_results, make_lm
 
+        if self._side_loop is None:
+            self._side_loop = asyncio.new_event_loop()
+            threading.Thread(target=self._side_loop.run_forever, name="m1bench-requests", daemon=True).start()
+            self.sem = asyncio.Semaphore(self.cfg.run["concurrency"])  # the run loop's is bound to that loop
         opts = self.cfg.suites[name]
         seed = self.cfg.run["seed"]
-        lm = make_lm(send, loop, self.cfg.sampling, lambda key: sample_seed(seed, name, key, 0))
-        raw = await asyncio.to_thread(suite.evaluate, lm, opts, seed)
+        lm = make_lm(send, self._side_loop, self.cfg.sampling, lambda key: sample_seed(seed, name, key, 0))
+        raw = suite.evaluate(lm, opts, seed)
         metrics, per_item = fold_results(raw or {})
         self.external_results[name] = external_results(suite, opts, served, self.records, info, metrics, per_item,
                                                        self.stats[name])

@@ -48,10 +48,10 @@ def run(tmp_path: Path, name: str, docs: list[dict], answer) -> dict:
     return json.loads((out / "results.json").read_text())["suites"]["lm_eval"]
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason="the runner calls lm-eval from a worker thread "
-                   "(harness/eval/runner.py) and math-verify's parse timeout is signal.alarm, main thread only")
 def test_minerva_math500_scores_through_m1bench_run_with_hash_and_per_item(tmp_path):
-    right = run(tmp_path, "right", DOCS, lambda d: f"So the product is $\\boxed{{{d['answer']}}}$.")
+    # minerva's exact_match reads the Minerva answer line; math_verify the last \boxed{}
+    right = run(tmp_path, "right", DOCS, lambda d: f"So the product is $\\boxed{{{d['answer']}}}$.\n"
+                f"Final Answer: The final answer is ${d['answer']}$. I hope it is correct.")
     metrics = {m["metric"]: m["value"] for m in right["metrics"]}
     assert metrics["math500_local/math_verify"] == 1.0 and metrics["math500_local/exact_match"] == 1.0
     assert right["per_item"]["math500_local/math_verify"] == {"0": 1.0, "1": 1.0, "2": 1.0}
