@@ -21,22 +21,32 @@ FLOPS_CURVE_TITLE = "Score vs FLOPs per sample (solved only if the sample finish
 COMPUTE_PLOTS = ("budget_curve", "flops_curve")
 
 
-def _save(fig, path: Path, footer: str) -> None:
+def _save(fig, path: Path, footer: str, empty: str | None = None) -> None:
+    """empty: why the chart has nothing to show, written across it (and into the PNG's Description)
+    so an empty chart is not read as a blank one."""
     fig.text(0.01, 0.01, footer, fontsize=6.5, color="0.4", ha="left", va="bottom")
+    if empty:
+        fig.text(0.5, 0.5, empty, fontsize=11, color="#B03030", ha="center", va="center", wrap=True,
+                 bbox={"facecolor": "white", "edgecolor": "#B03030"})
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, metadata={"Description": empty} if empty else None)
     plt.close(fig)
 
 
 def metrics_plot(report: dict[str, Any], path: Path, footer: str) -> bool:
-    rows = [(f"{suite} {m['metric']}", m) for suite, s in report["suites"].items() for m in s["metrics"]
-            if m["value"] is not None]
-    if not rows:
+    listed = [(f"{suite} {m['metric']}", m) for suite, s in report["suites"].items() for m in s["metrics"]]
+    rows = [(label, m) for label, m in listed if m["value"] is not None]
+    if not listed:
         return False
+    empty = None
+    if not rows:  # every metric missing: draw their names, say why there are no bars
+        rows, empty = listed, "No metric has a value: no sample was graded."
+    elif all(m["value"] == 0 for _, m in rows):
+        empty = "Every metric is 0.0%: no sample was graded correct."
     fig, ax = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.4))
     ys = list(range(len(rows)))[::-1]
-    values = [100 * m["value"] for _, m in rows]
+    values = [100 * (m["value"] or 0.0) for _, m in rows]
     ax.barh(ys, values, color="#4C72B0", height=0.6)
     for y, (_, m) in zip(ys, rows):
         if m["ci95"] is not None:
@@ -49,7 +59,7 @@ def metrics_plot(report: dict[str, Any], path: Path, footer: str) -> bool:
     ax.set_xlabel("score (%), bars: value, whiskers: 95% confidence interval")
     ax.set_title(f"Metrics — {report['model']['name']}")
     ax.grid(axis="x", alpha=0.3)
-    _save(fig, path, footer)
+    _save(fig, path, footer, empty)
     return True
 
 
