@@ -71,7 +71,48 @@ def paper_claim(reference: str = "m1", baseline: str = "deepseek-r1",
     return rows
 
 
+def run_generations(path: str) -> tuple[dict[str, np.ndarray], np.ndarray, str]:
+    """A run's (or report's) generated tokens per answered sample, per suite, and its prompt tokens;
+    from the samples' completions, so a schema-1 report without `compute` has them too."""
+    from m1bench.reports.load import load_report
+    from m1bench.reports.schema import ReportError
+
+    loaded = load_report(path)
+    if not loaded.samples:
+        raise ReportError(f"{loaded.where}: no per-sample records (samples.jsonl) to take generation lengths from")
+    gen: dict[str, list[int]] = {}
+    prompts = []
+    for rec in loaded.samples:
+        if rec["status"] == "ok" and rec.get("completion"):
+            gen.setdefault(rec["suite"], []).append(int(rec["completion"]["completion_tokens"]))
+            prompts.append(int(rec["completion"]["prompt_tokens"]))
+    if not gen:
+        raise ReportError(f"{loaded.where}: no answered sample to take generation lengths from")
+    return {k: np.asarray(v) for k, v in gen.items()}, np.asarray(prompts), loaded.where
+
+
+def run_flops(specs: dict, gen: dict[str, np.ndarray], prompts: np.ndarray, mla_layout: str) -> dict:
+    """The run's own generation lengths priced on each model: total FLOPs over its samples, each after
+    the run's median prompt (as the curves are drawn)."""
+    lengths = np.concatenate(list(gen.values()))
+    prompt = int(np.median(prompts))
+    return {n: float(F.total(F.generation_flops(s, lengths, prompt, mla_layout)).sum()) for n, s in specs.items()}
+
+
 def cmd_flops(args):
+    from m1bench.reports.schema import ReportError
+
+    run = None
+    if args.from_run:
+        try:
+            run = run_generations(args.from_run)
+        except ReportError as e:
+            console.print(f"[red]error:[/] {e}")
+            raise SystemExit(2) from None
+        longest = int(max(v.max() for v in run[0].values()))
+        args.max_gen = args.max_gen or max(2 * longest, 8)
+        args.prompt = int(np.median(run[1])) if args.prompt is None else args.prompt
+    args.max_gen, args.prompt = args.max_gen or 131072, args.prompt or 0
     specs = {name: load_spec(name) for name in args.models}
     env = environment("cpu")
     lengths = np.unique(np.linspace(0, args.max_gen, args.points).astype(np.int64))[1:]
@@ -116,16 +157,33 @@ def cmd_flops(args):
                    f"{r['cumulative_absorbed']:.1%}", f"{r['per_token_absorbed']:.1%}", r["paper_claim"])
     console.print(ct)
 
+    run_payload = None
+    if run is not None:
+        gen, prompts, where = run
+        priced = run_flops(specs, gen, prompts, args.mla_layout)
+        ratio = priced[args.reference] / priced[args.baseline] if {args.reference, args.baseline} <= set(priced) else None
+        run_payload = {"source": where, "prompt_tokens_median": int(np.median(prompts)),
+                       "generated_tokens": {k: v.tolist() for k, v in gen.items()},
+                       "flops_total": priced, f"{args.reference}_over_{args.baseline}": ratio}
+        rt = Table(title=f"This run's generation lengths ({where}): {sum(map(len, gen.values()))} samples")
+        for col in ("suite", "samples", "mean", "p50", "p90", "max"):
+            rt.add_column(col, justify="right")
+        for k, v in gen.items():
+            rt.add_row(k, str(len(v)), f"{v.mean():.1f}", f"{np.median(v):g}", f"{np.percentile(v, 90):g}", str(v.max()))
+        console.print(rt)
+        if ratio is not None:
+            console.print(f"this run's lengths: {args.reference} = {ratio:.1%} of {args.baseline}'s FLOPs")
+
     stem = Path(args.out)
     from m1bench.harness.profile.plots import flops_curves
     plots = flops_curves(lengths, cumulative, per_token, stem, provenance_line(env, f"analytic, MLA {args.mla_layout}"),
-                         args.prompt)
+                         args.prompt, run_lengths=None if run is None else run[0])
     payload = {"kind": "profile_flops", "environment": env, "conventions": F.CONVENTIONS, "prompt": args.prompt,
                "mla_layout": args.mla_layout, "max_gen": args.max_gen, "models": models, "paper_claim": claim,
                "curves": {"gen_tokens": lengths.tolist(),
                           "cumulative_flops": {n: v.tolist() for n, v in cumulative.items()},
                           "per_token_flops": {n: v.tolist() for n, v in per_token.items()}},
-               "plots": [str(p) for p in plots]}
+               "plots": [str(p) for p in plots], **({"run": run_payload} if run_payload else {})}
     path = _write_json(stem.with_suffix(".json"), payload)
     if args.conventions:
         print(F.CONVENTIONS)
@@ -391,8 +449,13 @@ def add_parser(subparsers):
                                    f"{', '.join(NAMED)} or a path to a config.json.")
     f.add_argument("--models", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
                    default=["m1", "deepseek-r1", "qwen3-235b"], help="comma-separated names or config.json paths")
-    f.add_argument("--max-gen", type=lambda s: _ints(s)[0], default=131072, help="longest generation (default 131072)")
-    f.add_argument("--prompt", type=lambda s: _ints(s)[0], default=0, help="prompt tokens before generation (default 0)")
+    f.add_argument("--max-gen", type=lambda s: _ints(s)[0], default=None,
+                   help="longest generation (default 131072; with --from-run twice the run's longest)")
+    f.add_argument("--prompt", type=lambda s: _ints(s)[0], default=None,
+                   help="prompt tokens before generation (default 0; with --from-run the run's median prompt)")
+    f.add_argument("--from-run", metavar="RUN_DIR|REPORT",
+                   help="draw this run's generation-length distribution over the curves (a run directory, a report "
+                   "directory or report.json) and price its lengths on each model")
     f.add_argument("--points", type=int, default=257, help="points on each curve")
     f.add_argument("--mla-layout", choices=F.MLA_LAYOUTS, default="naive", help="how DeepSeek's MLA is counted")
     f.add_argument("--reference", default="m1", help="numerator of the claim ratios")

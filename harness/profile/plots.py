@@ -22,13 +22,16 @@ def _save(fig, stem: Path, provenance: str) -> list[Path]:
 
 
 def _k(x, _pos=None) -> str:
+    if x < 1024:
+        return f"{x:g}"
     return f"{x / 1024:g}K" if x < 1024 ** 2 else f"{x / 1024 ** 2:g}M"
 
 
 def flops_curves(lengths: np.ndarray, cumulative: dict[str, np.ndarray], per_token: dict[str, np.ndarray],
-                 stem: Path, provenance: str, prompt: int) -> list[Path]:
+                 stem: Path, provenance: str, prompt: int, run_lengths: dict[str, np.ndarray] | None = None) -> list[Path]:
     """Left: cumulative FLOPs to generate N tokens (the paper's Figure 1 right); right: FLOPs of the token
-    at each position."""
+    at each position. run_lengths: a run's generated tokens per sample, per suite, drawn as histograms
+    over both panels (right-hand axis: samples)."""
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     for name, y in cumulative.items():
         a.plot(lengths, y, label=name, lw=2)
@@ -38,7 +41,16 @@ def flops_curves(lengths: np.ndarray, cumulative: dict[str, np.ndarray], per_tok
         b.plot(lengths, y / 1e9, label=name, lw=2)
     b.set(xlabel="context position of the token (tokens)", ylabel="GFLOPs per generated token",
           title="Per-token forward FLOPs")
-    step = 2 ** max(10, int(np.log2(max(lengths[-1] / 8, 1))))  # a power-of-two tick step, >= 1K
+    if run_lengths:
+        bins = np.linspace(0, lengths[-1], 41)
+        for ax in (a, b):
+            h = ax.twinx()
+            h.hist(list(run_lengths.values()), bins=bins, label=[f"this run: {k}" for k in run_lengths],
+                   alpha=0.3, histtype="stepfilled")
+            h.set_ylabel("samples that generated that many tokens")
+            h.legend(loc="center right", fontsize=8)
+    floor = 10 if lengths[-1] >= 8192 else 0
+    step = 2 ** max(floor, int(np.log2(max(lengths[-1] / 8, 1))))  # a power-of-two tick step (>= 1K on long axes)
     for ax in (a, b):
         ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(step))
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_k))
