@@ -174,7 +174,7 @@ def counterfactual_line(suite: str, c: dict[str, Any]) -> str | None:
     if not ref:
         return None
     names = [c["architecture"]] + (["m1"] if c["architecture"] != "m1" else [])
-    parts = [f"{n} = {100 * total[n] / ref:.0f}% of deepseek-r1's FLOPs" for n in names if n in total]
+    parts = [f"{n} = {100 * total[n] / ref:.3g}% of deepseek-r1's FLOPs" for n in names if n in total]
     return f"this {suite} run: " + "; ".join(parts) + " (the same prompts and generated tokens priced on each)"
 
 
