@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -46,6 +47,11 @@ def _write_json(path: Path, payload: dict) -> Path:
     return path
 
 
+def _relative(path: Path, to: Path) -> str:
+    """A file's path as written into a JSON in `to`: relative to it, so the JSON travels with its files."""
+    return os.path.relpath(path, to)
+
+
 def _g(x) -> str:
     x = float(x)
     for unit, scale in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
@@ -56,15 +62,20 @@ def _g(x) -> str:
 
 # ---- flops -----------------------------------------------------------------------------------------
 
-def paper_claim(reference: str = "m1", baseline: str = "deepseek-r1",
-                lengths=(32768, 65536, 100_000, 131072)) -> list[dict]:
-    """FLOPs ratio reference/baseline at each generation length, cumulative and per token, for both MLA layouts."""
+CLAIM_LENGTHS = (32768, 65536, 100_000, 131072)  # the lengths the paper's claims name, and its Figure 1's end
+
+
+def paper_claim(reference: str = "m1", baseline: str = "deepseek-r1", prompt: int = 0,
+                max_gen: int = CLAIM_LENGTHS[-1]) -> list[dict]:
+    """FLOPs ratio reference/baseline after a `prompt`-token prompt, cumulative and per token, for both
+    MLA layouts: at the paper's lengths up to `max_gen`, and at `max_gen` itself. (The paper's claims
+    are for no prompt; other rows leave that column empty.)"""
     a, b = load_spec(reference), load_spec(baseline)
     rows = []
-    for n in lengths:
-        row = {"gen_tokens": n, "paper_claim": PAPER_CLAIM.get(n, "")}
+    for n in sorted({n for n in CLAIM_LENGTHS if n <= max_gen} | {max_gen}):
+        row = {"gen_tokens": n, "prompt": prompt, "paper_claim": PAPER_CLAIM.get(n, "") if prompt == 0 else ""}
         for layout in F.MLA_LAYOUTS:
-            r = F.flops_ratio(a, b, n, mla_layout=layout)
+            r = F.flops_ratio(a, b, n, prompt=prompt, mla_layout=layout)
             row[f"cumulative_{layout}"] = float(r["cumulative"])
             row[f"per_token_{layout}"] = float(r["per_token"])
         rows.append(row)
@@ -115,7 +126,7 @@ def cmd_flops(args):
     args.max_gen, args.prompt = args.max_gen or 131072, args.prompt or 0
     specs = {name: load_spec(name) for name in args.models}
     env = environment("cpu")
-    lengths = np.unique(np.linspace(0, args.max_gen, args.points).astype(np.int64))[1:]
+    lengths = np.unique(np.geomspace(1, args.max_gen, args.points).astype(np.int64))  # even on the log axes
     cumulative = {n: F.total(F.generation_flops(s, lengths, args.prompt, args.mla_layout)) for n, s in specs.items()}
     per_token = {n: F.total(F.decode_flops(s, lengths + args.prompt - 1, args.mla_layout)) for n, s in specs.items()}
     marks = sorted({1024, 32768, 65536, 100_000, args.max_gen} & set(range(1, args.max_gen + 1)))
@@ -147,8 +158,9 @@ def cmd_flops(args):
             comp.add_row(c, *[_g(models[n]["per_token_by_component_at_max"][c]) for n in specs])
     console.print(comp)
 
-    claim = paper_claim(args.reference, args.baseline)
-    ct = Table(title=f"FLOPs of {args.reference} / {args.baseline} (paper: < 50% at 64K, about 25% at 100K)")
+    claim = paper_claim(args.reference, args.baseline, args.prompt, args.max_gen)
+    ct = Table(title=f"FLOPs of {args.reference} / {args.baseline} after a {args.prompt}-token prompt "
+                     "(paper, no prompt: < 50% at 64K, about 25% at 100K)")
     for col in ("generated", "cumulative (naive MLA)", "per token (naive MLA)", "cumulative (absorbed MLA)",
                 "per token (absorbed MLA)", "paper"):
         ct.add_column(col, justify="right")
@@ -177,13 +189,14 @@ def cmd_flops(args):
     stem = Path(args.out)
     from m1bench.harness.profile.plots import flops_curves
     plots = flops_curves(lengths, cumulative, per_token, stem, provenance_line(env, f"analytic, MLA {args.mla_layout}"),
-                         args.prompt, run_lengths=None if run is None else run[0])
+                         args.prompt, args.baseline if args.baseline in cumulative else None,
+                         run_lengths=None if run is None else run[0])
     payload = {"kind": "profile_flops", "environment": env, "conventions": F.CONVENTIONS, "prompt": args.prompt,
                "mla_layout": args.mla_layout, "max_gen": args.max_gen, "models": models, "paper_claim": claim,
                "curves": {"gen_tokens": lengths.tolist(),
                           "cumulative_flops": {n: v.tolist() for n, v in cumulative.items()},
                           "per_token_flops": {n: v.tolist() for n, v in per_token.items()}},
-               "plots": [str(p) for p in plots], **({"run": run_payload} if run_payload else {})}
+               "plots": [_relative(p, stem.parent) for p in plots], **({"run": run_payload} if run_payload else {})}
     path = _write_json(stem.with_suffix(".json"), payload)
     if args.conventions:
         print(F.CONVENTIONS)
@@ -316,7 +329,11 @@ def cmd_replot(args):
     if report is None:
         raise SystemExit(f"{args.json}: field 'kind' is {payload.get('kind')!r}; replot reads profile_latency "
                          "and profile_server JSON")
-    report(payload, Path(args.json).with_suffix(""))
+    source = Path(args.json)
+    stem = Path(args.out) if args.out else source.with_name(source.stem + "_replot")
+    if stem.with_suffix(".json").resolve() == source.resolve():
+        raise SystemExit(f"--out {args.out}: replot writes new files, not over its input {source}")
+    report(payload, stem)
 
 
 def _report_latency(payload: dict, stem: Path):
@@ -368,7 +385,7 @@ def _report_latency(payload: dict, stem: Path):
         kprov = provenance_line(env, f"one layer: {k.get('heads')} heads (SDPA kv {k.get('kv_heads')}), "
                                      f"head_dim {k.get('head_dim')}, {settings['dtype']}, batch 1")
         plots += kernel_curves(kernels, stem.with_name(stem.name + "_kernels"), kprov)
-    payload["plots"] = [str(p) for p in plots]
+    payload["plots"] = [_relative(p, stem.parent) for p in plots]
     _write_json(stem.with_suffix(".json"), payload)
     console.print(f"wrote {stem.with_suffix('.json')}" + (f" and {', '.join(map(str, plots))}" if plots else ""))
 
@@ -431,7 +448,7 @@ def _report_server(payload: dict, stem: Path):
     from m1bench.harness.profile.plots import server_curves
     plots = server_curves(rows, stem, provenance_line(payload["environment"],
                                                       f"{settings['model']}, max_tokens {settings['max_tokens']}"))
-    payload["plots"] = [str(p) for p in plots]
+    payload["plots"] = [_relative(p, stem.parent) for p in plots]
     path = _write_json(stem.with_suffix(".json"), payload)
     console.print(f"wrote {path} and {', '.join(map(str, plots))}")
 
@@ -448,7 +465,8 @@ def add_parser(subparsers):
                                    "the M1 / DeepSeek-R1 FLOPs ratios the paper's Figure 1 (right) states. Models: "
                                    f"{', '.join(NAMED)} or a path to a config.json.")
     f.add_argument("--models", type=lambda s: [m.strip() for m in s.split(",") if m.strip()],
-                   default=["m1", "deepseek-r1", "qwen3-235b"], help="comma-separated names or config.json paths")
+                   default=["m1", "m1-softmax", "deepseek-r1"], help="comma-separated names or config.json paths "
+                   "(default: M1, its all-softmax twin and DeepSeek-R1)")
     f.add_argument("--max-gen", type=lambda s: _ints(s)[0], default=None,
                    help="longest generation (default 131072; with --from-run twice the run's longest)")
     f.add_argument("--prompt", type=lambda s: _ints(s)[0], default=None,
@@ -509,8 +527,10 @@ def add_parser(subparsers):
 
     r = sub.add_parser("replot", help="tables and plots of a latency or server JSON (e.g. one measured on a GPU machine)",
                        description="Re-render the tables and PNG/SVG plots of a `profile latency` or `profile server` "
-                                   "JSON file (written next to it).")
+                                   "JSON file as new files (the input is left as it is; paths in the new JSON are "
+                                   "relative to it).")
     r.add_argument("json", help="a profile_latency or profile_server JSON file")
+    r.add_argument("--out", help="output stem (.json, .png, .svg; default: the input's stem + '_replot', beside it)")
     r.set_defaults(func=cmd_replot)
 
     s = sub.add_parser("server", help="TTFT, TPOT, e2e latency and throughput of an OpenAI-compatible endpoint",

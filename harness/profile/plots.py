@@ -28,11 +28,13 @@ def _k(x, _pos=None) -> str:
 
 
 def flops_curves(lengths: np.ndarray, cumulative: dict[str, np.ndarray], per_token: dict[str, np.ndarray],
-                 stem: Path, provenance: str, prompt: int, run_lengths: dict[str, np.ndarray] | None = None) -> list[Path]:
-    """Left: cumulative FLOPs to generate N tokens (the paper's Figure 1 right); right: FLOPs of the token
-    at each position. run_lengths: a run's generated tokens per sample, per suite, drawn as histograms
-    over both panels (right-hand axis: samples)."""
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+                 stem: Path, provenance: str, prompt: int, baseline: str | None = None,
+                 run_lengths: dict[str, np.ndarray] | None = None) -> list[Path]:
+    """Left: cumulative FLOPs to generate N tokens (the paper's Figure 1 right); middle: FLOPs of the
+    token at each position; right: each model's cumulative FLOPs over `baseline`'s. Log axes: the
+    curves span orders of magnitude. run_lengths: a run's generated tokens per sample, per suite,
+    drawn as histograms over the first two panels (right-hand axis: samples)."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4.4))
     for name, y in cumulative.items():
         a.plot(lengths, y, label=name, lw=2)
     a.set(xlabel=f"generation length N (tokens, after a {prompt}-token prompt)",
@@ -41,23 +43,34 @@ def flops_curves(lengths: np.ndarray, cumulative: dict[str, np.ndarray], per_tok
         b.plot(lengths, y / 1e9, label=name, lw=2)
     b.set(xlabel="context position of the token (tokens)", ylabel="GFLOPs per generated token",
           title="Per-token forward FLOPs")
+    if baseline is not None:
+        for name, y in cumulative.items():
+            if name != baseline:
+                c.plot(lengths, y / cumulative[baseline], label=f"{name} / {baseline}", lw=2)
+        c.axhline(1, color="0.5", lw=0.8)
+        c.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        c.set(xlabel="generation length N (tokens)", ylabel=f"cumulative FLOPs / {baseline}'s",
+              title=f"FLOPs relative to {baseline}")
+    else:
+        c.text(0.5, 0.5, "no baseline among the models: no ratio to draw", ha="center", va="center",
+               transform=c.transAxes)
     if run_lengths:
-        bins = np.linspace(0, lengths[-1], 41)
+        bins = np.geomspace(max(lengths[0], 1), lengths[-1], 41)
         for ax in (a, b):
             h = ax.twinx()
             h.hist(list(run_lengths.values()), bins=bins, label=[f"this run: {k}" for k in run_lengths],
                    alpha=0.3, histtype="stepfilled")
             h.set_ylabel("samples that generated that many tokens")
             h.legend(loc="center right", fontsize=8)
-    floor = 10 if lengths[-1] >= 8192 else 0
-    step = 2 ** max(floor, int(np.log2(max(lengths[-1] / 8, 1))))  # a power-of-two tick step (>= 1K on long axes)
-    for ax in (a, b):
-        ax.xaxis.set_major_locator(matplotlib.ticker.MultipleLocator(step))
+    for ax in (a, b, c):
+        ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(_k))
-        ax.grid(alpha=0.3)
-        ax.legend()
-        ax.set_xlim(0, lengths[-1])
-        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3, which="both")
+        if ax.lines:
+            ax.legend()
+        ax.set_xlim(lengths[0], lengths[-1])
+    a.set_yscale("log")
+    b.set_yscale("log")
     return _save(fig, stem, provenance)
 
 

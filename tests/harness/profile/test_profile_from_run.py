@@ -37,7 +37,7 @@ def test_from_run_draws_the_run_and_prices_its_lengths(source, tmp_path, capsys)
     run = out["run"]
     assert run["generated_tokens"]["aime2024"] == lengths and run["prompt_tokens_median"] == prompt == out["prompt"]
     assert out["max_gen"] == 2 * max(lengths)
-    for name in ("m1", "deepseek-r1", "qwen3-235b"):
+    for name in ("m1", "m1-softmax", "deepseek-r1"):
         assert run["flops_total"][name] == pytest.approx(priced_token_by_token(name, lengths, prompt), rel=1e-9)
     assert run["m1_over_deepseek-r1"] == pytest.approx(run["flops_total"]["m1"] / run["flops_total"]["deepseek-r1"])
     assert (tmp_path / "f.png").stat().st_size > 10000 and (tmp_path / "f.svg").exists()

@@ -17,14 +17,31 @@ def test_flops_command_writes_claim_json_and_plots(tmp_path, capsys):
     out = tmp_path / "flops"
     main(["profile", "flops", "--max-gen", "128K", "--points", "17", "--out", str(out)])
     data = json.loads(out.with_suffix(".json").read_text())
-    assert set(data["models"]) == {"m1", "deepseek-r1", "qwen3-235b"}
+    assert set(data["models"]) == {"m1", "m1-softmax", "deepseek-r1"}  # M1, its twin and R1 by default
     claim = {r["gen_tokens"]: r for r in data["paper_claim"]}
     assert set(claim) == {32768, 65536, 100_000, 131072}
     assert claim[65536]["cumulative_naive"] < 0.5 and claim[65536]["paper_claim"] == "< 50%"
-    assert len(data["curves"]["gen_tokens"]) == 16 and data["curves"]["gen_tokens"][-1] == 131072
+    gen = data["curves"]["gen_tokens"]
+    assert gen[0] == 1 and gen[-1] == 131072 and gen == sorted(set(gen))  # spread evenly on the log axes
     assert out.with_suffix(".png").stat().st_size > 10_000 and out.with_suffix(".svg").exists()
+    assert data["plots"] == ["flops.png", "flops.svg"]  # beside the JSON, relative to it
     printed = capsys.readouterr().out
     assert "about 25%" in printed and "44.5%" in printed  # the claim table is printed
+
+
+def test_flops_claim_rows_follow_prompt_and_max_gen(tmp_path, capsys):
+    """A 1000-token prompt and 1M generated tokens: the ratios are at those, not the default rows."""
+    from m1bench.model import flops as F
+    from m1bench.model.arch import load_spec
+
+    out = tmp_path / "long"
+    main(["profile", "flops", "--prompt", "1000", "--max-gen", "1M", "--points", "9", "--out", str(out)])
+    claim = {r["gen_tokens"]: r for r in json.loads(out.with_suffix(".json").read_text())["paper_claim"]}
+    assert set(claim) == {32768, 65536, 100_000, 131072, 1 << 20}
+    want = F.flops_ratio(load_spec("m1"), load_spec("deepseek-r1"), 1 << 20, prompt=1000)
+    assert claim[1 << 20]["cumulative_naive"] == pytest.approx(float(want["cumulative"]))
+    assert claim[1 << 20]["prompt"] == 1000 and claim[65536]["paper_claim"] == ""  # the paper's claims: no prompt
+    assert "after a 1000-token prompt" in capsys.readouterr().out
 
 
 def test_flops_command_takes_a_config_path(tmp_path):
@@ -147,9 +164,11 @@ def test_replot_reads_latency_and_server_json(tmp_path):
     out = tmp_path / "srv"
     main(["profile", "server", "--stub", "--prompt-words", "8", "--concurrency", "1", "--requests", "1",
           "--max-tokens", "2", "--out", str(out)])
-    out.with_suffix(".png").unlink()
+    before = out.with_suffix(".json").read_text()
     main(["profile", "replot", str(out.with_suffix(".json"))])
-    assert out.with_suffix(".png").exists()
+    assert out.with_suffix(".json").read_text() == before  # the input is left as it is
+    again = json.loads((tmp_path / "srv_replot.json").read_text())
+    assert again["plots"] == ["srv_replot.png", "srv_replot.svg"] and (tmp_path / "srv_replot.png").exists()
     bad = tmp_path / "x.json"
     bad.write_text(json.dumps({"kind": "something"}))
     with pytest.raises(SystemExit, match="kind"):
