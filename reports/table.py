@@ -1,11 +1,14 @@
 """The paper's table with measured values beside the published ones: for each row, the value a
 report measured (with its 95% CI and n), every published column, the delta to each M1 column and
-whether the measured CI contains the published value. Rendered as Markdown, HTML or CSV."""
+whether the measured CI contains the published value; below it, what each measured row cost (mean
+generated tokens per sample, FLOPs per problem). Rendered as Markdown, HTML or CSV."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Any
+
+import numpy as np
 
 from m1bench.reports.doc import Section, Table, Text, render_html, render_md, table_csv
 from m1bench.reports.paper import Measure, Official, PaperTable, Row
@@ -14,6 +17,11 @@ Mapping = dict[str, list[Measure]]
 COMPACT_CSS = ("body{max-width:1360px}table.m1-table{font-size:.74rem}"
                "table.m1-table th,table.m1-table td{padding:.2rem .3rem}")
 NOT_OFFICIAL = "†"  # marks a measured value that is not the paper's measurement (other data, fewer samples)
+COMPUTE_NOTE = ("Cost: generated tokens = completion tokens per answered sample, averaged over samples; "
+                "FLOPs / problem = analytic forward FLOPs of one attempt on the served architecture "
+                "(the FLOPs of a problem's samples summed and divided by k, averaged over problems), "
+                "from the report's compute (schema 2); '—': the report has none (schema 1, or an unknown architecture).")
+Samples = list[dict[str, Any]] | None  # a report's per-sample records, None when it came without them
 
 
 @dataclass
@@ -27,6 +35,8 @@ class Measured:
     delta: dict[str, float | None] = field(default_factory=dict)  # M1 column id -> measured - published (points)
     contains: dict[str, bool | None] = field(default_factory=dict)  # M1 column id -> published value inside the CI
     caveats: list[str] = field(default_factory=list)  # why this is not the paper's measurement; empty: it is
+    generated_tokens: float | None = None  # mean completion tokens per answered sample
+    flops_per_problem: float | None = None  # FLOPs of one attempt: a problem's samples' FLOPs / k, mean over problems
 
 
 @dataclass
@@ -86,12 +96,26 @@ def caveat_notes(rows: list[ComparedRow], labels: list[str]) -> list[str]:
             for cr in rows for lbl, mv in zip(labels, cr.measured) if mv and mv.caveats]
 
 
-def compare_rows(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping) -> list[ComparedRow]:
+def cost(suite: dict[str, Any], name: str, n_problems: int | None, samples: Samples) -> tuple[float | None, float | None]:
+    """(mean generated tokens, FLOPs per problem) of a suite: from its compute (schema 2); without one
+    (schema 1) the tokens from the samples' completions and no FLOPs."""
+    compute = suite.get("compute")
+    if compute:
+        generated = (compute["tokens"].get("generated") or {}).get("mean")
+        flops = compute["flops"]["total"] / (n_problems * suite["k"]) if compute["flops"] and n_problems else None
+        return generated, flops
+    tokens = [s["completion"]["completion_tokens"] for s in samples or [] if s["suite"] == name and s.get("completion")]
+    return (float(np.mean(tokens)) if tokens else None), None
+
+
+def compare_rows(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping,
+                 samples: list[Samples] | None = None) -> list[ComparedRow]:
     m1 = [(c.id, table.column(c.id)) for c in table.m1_columns]
+    samples = samples or [None] * len(reports)
     out = []
     for row in table.rows:
         measured: list[Measured | None] = []
-        for report in reports:
+        for report, recs in zip(reports, samples):
             hit = find_measure(report, mapping.get(row.task, []))
             if hit is None:
                 measured.append(None)
@@ -104,6 +128,7 @@ def compare_rows(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapp
                 mv.delta[col_id] = None if pub is None else mv.value - pub
                 mv.contains[col_id] = None if pub is None or ci is None else (ci[0] - 1e-9 <= pub <= ci[1] + 1e-9)
             mv.caveats = caveats(row.official, mv, report["suites"][suite])
+            mv.generated_tokens, mv.flops_per_problem = cost(report["suites"][suite], suite, mv.n_problems, recs)
             measured.append(mv)
         out.append(ComparedRow(row, measured))
     return out
@@ -120,6 +145,10 @@ def _signed(x: float | None) -> str | None:
 
 def _pct(x: float | None) -> str | None:
     return None if x is None else f"{x:.1f}"
+
+
+def _num(x: float | None, spec: str) -> str | None:
+    return None if x is None else format(x, spec)
 
 
 def _contains(x: bool | None) -> str | None:
@@ -174,11 +203,26 @@ def display_table(table: PaperTable, rows: list[ComparedRow], labels: list[str],
     return Table(headers, body, align=align)
 
 
+def cost_table(rows: list[ComparedRow], labels: list[str]) -> Table:
+    """The measured rows' cost, one pair of columns per report: a table of its own below Table 2,
+    which has no width to spare."""
+    tag = (lambda lbl: f" [{lbl}]") if len(labels) > 1 else (lambda lbl: "")
+    headers = ["Task"] + [h for lbl in labels for h in (f"Generated tokens / sample{tag(lbl)}", f"FLOPs / problem{tag(lbl)}")]
+    body = []
+    for cr in rows:
+        if any(cr.measured):
+            line: list[Any] = [cr.row.task]
+            for mv in cr.measured:
+                line += [None, None] if mv is None else [_num(mv.generated_tokens, ".1f"), _num(mv.flops_per_problem, ".3e")]
+            body.append(line)
+    return Table(headers, body, caption="Cost of the measured rows")
+
+
 def csv_table(table: PaperTable, rows: list[ComparedRow], labels: list[str]) -> Table:
     """One line per row and report, raw numbers (percent), for spreadsheets and scripts."""
     m1 = table.m1_columns
     headers = ["category", "task", "report", "suite", "metric", "measured", "ci95_low", "ci95_high", "n_problems",
-               "n_samples"]
+               "n_samples", "generated_tokens_per_sample", "flops_per_problem"]
     for c in m1:
         headers += [f"delta_{c.id}", f"ci_contains_{c.id}"]
     headers += [f"published_{c.id}" for c in table.columns] + ["not_official"]
@@ -187,10 +231,10 @@ def csv_table(table: PaperTable, rows: list[ComparedRow], labels: list[str]) -> 
         for lbl, mv in zip(labels, cr.measured):
             line: list[Any] = [cr.row.category, cr.row.task, lbl]
             if mv is None:
-                line += [None] * 7 + [None, None] * len(m1)
+                line += [None] * 9 + [None, None] * len(m1)
             else:
                 line += [mv.suite, mv.metric, round(mv.value, 4), *(round(x, 4) for x in mv.ci95 or (None, None)),
-                         mv.n_problems, mv.n_samples]
+                         mv.n_problems, mv.n_samples, mv.generated_tokens, mv.flops_per_problem]
                 for c in m1:
                     d = mv.delta[c.id]
                     line += [None if d is None else round(d, 4), mv.contains[c.id]]
@@ -203,8 +247,9 @@ def thinking_budgets(reports: list[dict[str, Any]]) -> list[str]:
     return [f"{r['run']['sampling']['max_tokens']} tok" for r in reports]
 
 
-def sections(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping) -> list[Section]:
-    rows = compare_rows(table, reports, mapping)
+def sections(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping,
+             samples: list[Samples] | None = None) -> list[Section]:
+    rows = compare_rows(table, reports, mapping, samples)
     labels = labels_for(reports)
     src = table.source
     notes = [Text("Published values: " + "; ".join(f"{s['name']} ({s['url']})" for s in src["sources"])
@@ -218,13 +263,15 @@ def sections(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping)
         notes.append(Text(f"{lbl}: run {r['run_id']}, model {r['model']['name']} "
                           f"(checkpoint {r['model']['checkpoint_hash'] or 'n/a'}); measured rows: "
                           + (", ".join(used) if used else "none")))
-    return [Section(table.title, [display_table(table, rows, labels, thinking_budgets(reports)), *notes])]
+    return [Section(table.title, [display_table(table, rows, labels, thinking_budgets(reports)), *notes,
+                                  cost_table(rows, labels), Text(COMPUTE_NOTE)])]
 
 
-def render(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping, fmt: str) -> str:
+def render(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping, fmt: str,
+           samples: list[Samples] | None = None) -> str:
     if fmt == "csv":
-        return table_csv(csv_table(table, compare_rows(table, reports, mapping), labels_for(reports)))
-    secs = sections(table, reports, mapping)
+        return table_csv(csv_table(table, compare_rows(table, reports, mapping, samples), labels_for(reports)))
+    secs = sections(table, reports, mapping, samples)
     title = "m1bench: measured vs published"
     if fmt == "md":
         return render_md(title, secs)

@@ -69,11 +69,12 @@ def cmd_table(args: argparse.Namespace) -> int:
         if unknown:
             raise ValueError(f"--map {unknown[0]!r}: no such task (tasks: {', '.join(r.task for r in table.rows)})")
         mapping.update(overrides)
-        reports = [load_report(p).report for p in args.reports]
-        text = render(table, reports, mapping, fmt)
+        loaded = [load_report(p) for p in args.reports]
+        reports, samples = [r.report for r in loaded], [r.samples for r in loaded]
+        text = render(table, reports, mapping, fmt, samples)
     except (ReportError, ValueError) as e:
         return _fail(e, 2)
-    for note in caveat_notes(compare_rows(table, reports, mapping), labels_for(reports)):
+    for note in caveat_notes(compare_rows(table, reports, mapping, samples), labels_for(reports)):
         console.print(f"[yellow]warning:[/] not the paper's measurement: {note}")
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
