@@ -173,14 +173,3 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output directory (records.jsonl, results.json)")
     p.set_defaults(func=lambda a: sys.exit(cmd_run(a)))
     return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="m1bench")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
-    return cmd_run(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -80,10 +80,12 @@ def test_run_against_a_server_started_for_it(tmp_path, capsys):
 
 
 def test_server_table_errors_fail_before_anything_starts(tmp_path, capsys):
-    from m1bench.harness.cli.run import main as run_main
+    from m1bench.harness.cli import main
     cfg = tmp_path / "bad.toml"
     cfg.write_text(f'[run]\noutput_dir = "{tmp_path / "out"}"\n[server]\nmodel = "tiny"\ngpus = 8\n[suites.aime2024]\n')
-    assert run_main([str(cfg)]) == 2
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(cfg)])
+    assert done.value.code == 2
     assert "server.gpus: unknown key" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # no server started, no run directory made
 
