@@ -39,9 +39,16 @@ def _cpu_flash_sdpa(query_shape, key_shape, value_shape, *args, **kwargs) -> int
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
+def _grouped_mm(a_shape, b_shape, *args, **kwargs) -> int:
+    """torch._grouped_mm(a [M, K], b [G, K, N], offs): each of the M rows meets its group's K x N matrix."""
+    return 2 * a_shape[0] * a_shape[-1] * b_shape[-1]
+
+
 # torch counts the CUDA SDPA kernels but not the CPU flash kernel that CPU SDPA calls; give it torch's
-# own SDPA formula (dense: every query against every key of the call, whatever the mask).
-CUSTOM_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_sdpa}
+# own SDPA formula (dense: every query against every key of the call, whatever the mask). Nor does it
+# count the grouped product the decode step's MoE runs its experts with (kernels/moe/reference.py).
+CUSTOM_FORMULAS = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_sdpa,
+                   torch.ops.aten._grouped_mm: _grouped_mm}
 
 
 @dataclass

@@ -6,7 +6,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from m1bench.harness.core.types import Completion
 from m1bench.harness.eval.compute import Architecture, sample_compute, score_within, served_architecture, suite_compute
-from m1bench.harness.profile.counted import _causal_bias_outside_modes
+from m1bench.harness.profile.counted import CUSTOM_FORMULAS, _causal_bias_outside_modes
 from m1bench.model import flops as F
 from m1bench.model.arch import load_spec
 from m1bench.model.checkpoint import load_model
@@ -29,7 +29,8 @@ def _causal_cpu_sdpa(q, k, v, dropout_p=0.0, is_causal=False, *args, **kwargs) -
 
 def counted_generate(model, prompt_ids, params):
     with torch.no_grad(), _causal_bias_outside_modes(), FlopCounterMode(
-            display=False, custom_mapping={torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _causal_cpu_sdpa}) as fc:
+            display=False, custom_mapping={**CUSTOM_FORMULAS,
+                                           torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _causal_cpu_sdpa}) as fc:
         g = generate(model, tok, [prompt_ids], params)[0]
     return g, fc.get_total_flops()
 
