@@ -301,6 +301,7 @@ class _Answer:
             text=text, reasoning="".join(self.reasoning) or inline_reasoning, tool_calls=tool_calls,
             finish_reason=self.finish, prompt_tokens=self.usage.get("prompt_tokens") or 0,
             completion_tokens=self.usage.get("completion_tokens") or len(self.times),
+            reasoning_tokens=(self.usage.get("completion_tokens_details") or {}).get("reasoning_tokens"),
             ttft_s=self.times[0] if self.times else None, total_s=total_s, token_times=self.times, endpoint=url,
         )
 

@@ -80,6 +80,7 @@ class Completion:
     endpoint: str | None = None
     routing: dict[str, Any] | None = None  # expert-routing summary (m1bench.model.routing), when asked for
     trajectory: list[dict[str, Any]] | None = None  # episodic suites: every step of the episode (messages, tool calls, results)
+    reasoning_tokens: int | None = None  # of completion_tokens, where the endpoint's usage says (OpenAI's completion_tokens_details)
 
     @property
     def truncated(self) -> bool:

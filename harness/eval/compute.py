@@ -63,8 +63,10 @@ def turns(c: Completion) -> list[tuple[int, int]]:
 
 
 def reasoning_tokens(c: Completion, tokenizer: Any) -> int | None:
-    """Tokens of the reasoning, `<think>` ... `</think>` included, re-encoded with the model's tokenizer
-    (the endpoints' usage does not split them); None without a tokenizer."""
+    """Tokens of the reasoning: as the endpoint's usage split them where it did (one turn), else
+    `<think>` ... `</think>` re-encoded with the model's tokenizer; None when neither is at hand."""
+    if c.reasoning_tokens is not None and not c.trajectory:
+        return c.reasoning_tokens
     texts = [s.get("reasoning") or "" for s in (c.trajectory or []) if "tokens" in s] or [c.reasoning]
     if tokenizer is None:
         return None if any(texts) else 0

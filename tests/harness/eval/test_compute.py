@@ -89,3 +89,36 @@ def test_counterfactual_prices_the_same_tokens_on_other_architectures():
     assert r1["flops_total"] == pytest.approx(F.request_flops(load_spec("deepseek-r1"), 1000, 100_000))
     assert 0.2 < r1["served_over_this"] < 0.35  # the paper: about 25% of R1's FLOPs at 100K generated tokens
     assert out["m1"]["served_over_this"] == 1.0 and out["m1-softmax"]["served_over_this"] < 1
+
+
+def test_reasoning_tokens_from_the_endpoints_usage_when_it_splits_them():
+    """An endpoint that reports completion_tokens_details.reasoning_tokens (OpenAI's usage) is believed;
+    without it, and without a tokenizer, the split is unknown (None), not guessed."""
+    import asyncio
+    import json
+
+    from m1bench.harness.bench.stub_server import StubServer
+    from m1bench.harness.clients.openai_compat import OpenAIClient
+    from m1bench.harness.core.types import Request, Sampling
+
+    def sse(payload):
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}}
+    stream = [sse({"choices": [{"index": 0, "delta": {"reasoning_content": "think think"}}]}),
+              sse({"choices": [{"index": 0, "delta": {"content": "42"}, "finish_reason": "stop"}]}),
+              sse({"choices": [], "usage": usage}), b"data: [DONE]\n\n"]
+
+    async def complete(url):
+        client = OpenAIClient([url], "m")
+        try:
+            return await client.complete(Request(messages=({"role": "user", "content": "q"},), sampling=Sampling(max_tokens=8)))
+        finally:
+            await client.aclose()
+
+    arch = Architecture(spec=None, source="unknown", eos_uncounted=False)
+    with StubServer(faults=[("raw", stream)]) as told, StubServer(lambda body: {"reasoning": "hm", "content": "42"}) as silent:
+        split, unsplit = asyncio.run(complete(told.url)), asyncio.run(complete(silent.url))
+    fields = sample_compute(split, arch)
+    assert split.reasoning_tokens == 6 and fields["reasoning_tokens"] == 6 and fields["answer_tokens"] == 3
+    assert unsplit.reasoning_tokens is None and sample_compute(unsplit, arch)["reasoning_tokens"] is None
