@@ -4,6 +4,7 @@ whether the measured CI contains the published value; below it, what each measur
 generated tokens per sample, FLOPs per problem). Rendered as Markdown, HTML or CSV."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from typing import Any
@@ -269,12 +270,15 @@ def sections(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping,
 
 def render(table: PaperTable, reports: list[dict[str, Any]], mapping: Mapping, fmt: str,
            samples: list[Samples] | None = None) -> str:
-    if fmt == "csv":
-        return table_csv(csv_table(table, compare_rows(table, reports, mapping, samples), labels_for(reports)))
+    if fmt in ("csv", "json"):  # the same lines: raw numbers for spreadsheets and scripts
+        lines = csv_table(table, compare_rows(table, reports, mapping, samples), labels_for(reports))
+        if fmt == "json":
+            return json.dumps([dict(zip(lines.headers, row)) for row in lines.rows], indent=1) + "\n"
+        return table_csv(lines)
     secs = sections(table, reports, mapping, samples)
     title = "m1bench: measured vs published"
     if fmt == "md":
         return render_md(title, secs)
     if fmt == "html":  # 18+ columns: tighter cells so the table fits a 1400 px window without scrolling sideways
         return render_html(title, secs).replace("</style>", COMPACT_CSS + "</style>", 1)
-    raise ValueError(f"unknown format {fmt!r} (md, html, csv)")
+    raise ValueError(f"unknown format {fmt!r} (md, html, csv, json)")

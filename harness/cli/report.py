@@ -53,14 +53,17 @@ def print_written(out: Path) -> None:
 
 
 # ---- table ------------------------------------------------------------------------------------
+FORMATS = ("md", "html", "csv", "json")  # of `m1bench table`
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from m1bench.reports.load import load_report
     from m1bench.reports.paper import load_mapping, load_table
     from m1bench.reports.table import caveat_notes, compare_rows, labels_for, parse_overrides, render
 
     fmt = args.format or (Path(args.output).suffix.lstrip(".").replace("markdown", "md") if args.output else "md")
-    if fmt not in ("md", "html", "csv"):
-        return _fail(ValueError(f"cannot tell the format from {args.output!r}: pass --format md|html|csv"), 2)
+    if fmt not in FORMATS:
+        return _fail(ValueError(f"cannot tell the format from {args.output!r}: pass --format {'|'.join(FORMATS)}"), 2)
     try:
         table = load_table(args.paper)
         mapping = load_mapping(args.mapping, table=table)
@@ -225,7 +228,8 @@ def add_parser(sub: Any) -> None:
                        "value, 95% CI and n, the delta to MiniMax-M1-80K/40K and whether the CI contains the "
                        "published value. Reports: report directories, report.json files or run directories.")
     t.add_argument("reports", nargs="+", metavar="REPORT")
-    t.add_argument("--format", choices=("md", "html", "csv"), help="default: from -o's suffix, else md")
+    t.add_argument("--format", choices=FORMATS, help="default: from -o's suffix, else md (csv and json: one "
+                   "line per row and report, raw numbers)")
     t.add_argument("-o", "--output", help="write here instead of stdout")
     t.add_argument("--paper", help="published table JSON (default: reports/paper/m1_table2.json)")
     t.add_argument("--mapping", help="row -> suite/metric mapping JSON (default: reports/paper/m1_table2_mapping.json)")

@@ -172,6 +172,15 @@ def test_table_command(tmp_path, reports, capsys):
         with pytest.raises(SystemExit) as e:
             cli_main(["table", str(a_dir), "-o", str(out)])
         assert e.value.code == 0 and out.stat().st_size > 1000
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:  # --format json to stdout: the csv lines as objects, nothing else
+        cli_main(["table", str(a_dir), "--format", "json"])
+    lines = json.loads(capsys.readouterr().out)
+    as_csv = list(csv.DictReader(io.StringIO((tmp_path / "t.csv").read_text())))
+    assert e.value.code == 0 and [x["task"] for x in lines] == [x["task"] for x in as_csv]
+    measured = [x for x in lines if x["measured"] is not None]
+    assert measured and all(float(next(c for c in as_csv if c["task"] == x["task"])["measured"]) == x["measured"]
+                            for x in measured)
     with pytest.raises(SystemExit) as e:
         cli_main(["table", str(a_dir), "--map", "Nonexistent=aime2024"])
     assert e.value.code == 2 and "no such task" in capsys.readouterr().err
