@@ -68,13 +68,6 @@ class InferenceCache:
         # A pad query attends to nothing, which would give NaN; let it see itself (its output is ignored).
         return (mask | (k_pos == q_pos)[None])[:, None]
 
-    def select(self, rows: torch.Tensor):
-        """Keep only `rows` of the batch (finished sequences leave the batch)."""
-        self.states = {l: t[rows] for l, t in self.states.items()}
-        self.keys = {l: t[rows] for l, t in self.keys.items()}
-        self.values = {l: t[rows] for l, t in self.values.items()}
-        self.real, self.num_real = self.real[rows], self.num_real[rows]
-
 
 class DecodePool:
     """Preallocated state of up to `num_slots` sequences for the decode step: per softmax layer a KV

@@ -126,7 +126,9 @@ def fill(pool, slots: list[int], context: int, seed: int) -> None:
 
 
 def time_decode(model, batch: int, context: int, steps: int = 24, repeats: int = 5) -> dict:
-    pool = model.new_pool(batch, context + 8 + steps * repeats)
+    """`step_ms`: one engine step (the host hands the tokens over, the graph replays); `replay_ms`:
+    the captured step replayed back to back, the device's time alone."""
+    pool = model.new_pool(batch, context + 8 + 2 * steps * repeats)
     slots = list(range(batch))
     fill(pool, slots, context, seed=batch + context)
     runner = DecodeRunner(model, pool)
@@ -144,7 +146,18 @@ def time_decode(model, batch: int, context: int, steps: int = 24, repeats: int =
         b.record()
         b.synchronize()
         per_step.append(a.elapsed_time(b) / steps)
-    return {"step_ms": statistics.median(per_step), "step_ms_runs": per_step, "steps_per_run": steps}
+    graph = next(iter(runner._captured.values())).graph
+    replay = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(steps):
+            graph.replay()
+        b.record()
+        b.synchronize()
+        replay.append(a.elapsed_time(b) / steps)
+    return {"step_ms": statistics.median(per_step), "step_ms_runs": per_step, "steps_per_run": steps,
+            "replay_ms": statistics.median(replay)}
 
 
 def time_prefill(model, T: int) -> float:
@@ -211,6 +224,7 @@ def run_model(name: str, variant: str, res: dict, save) -> None:
                 row.update(time_decode(model, batch, ctx))
                 row["tokens_per_s"] = batch / row["step_ms"] * 1e3
                 row["over_memory_floor"] = row["step_ms"] / row["memory_floor_ms"]
+                row["replay_over_memory_floor"] = row["replay_ms"] / row["memory_floor_ms"]
                 row["over_compute_floor"] = row["step_ms"] / row["compute_floor_ms"]
             except Exception as e:  # noqa: BLE001 - an OOM or kernel failure is a row of the record
                 row["error"] = f"{type(e).__name__}: {e}"[:300]
@@ -240,37 +254,41 @@ def run_model(name: str, variant: str, res: dict, save) -> None:
 
 
 def targets(res: dict) -> dict:
+    return {name: {k: (bool(v) if k == "met" else v) for k, v in t.items()} for name, t in _targets(res).items()}
+
+
+def _targets(res: dict) -> dict:
     out = {}
     models, kern = res.get("models", {}), res.get("kernels", {})
 
     def dec(key, batch, ctx):
         return next((r for r in models.get(key, {}).get("decode", []) if r["batch"] == batch and r["context"] == ctx
                      and "step_ms" in r), None)
-    for name in MODELS:
-        h1, h64 = dec(f"{name}/hybrid", 1, B64_CONTEXT), dec(f"{name}/hybrid", 64, B64_CONTEXT)
-        if name == "small" and h1:
-            v = h1["over_memory_floor"]
-            out["small B=1 decode <= 3x memory floor at 4K"] = {"measured": v, "met": v <= GOALS[
-                "small_b1_decode_over_memory_floor_at_4K"]}
-        if h1 and h64:
-            v = h64["tokens_per_s"] / h1["tokens_per_s"]
-            out[f"{name} B=64 tokens/s >= 20x B=1"] = {"measured": v, "met": v >= GOALS["b64_over_b1_tokens_per_s"]}
-        ratios = {}
-        for r in models.get(f"{name}/hybrid", {}).get("decode", []):
-            t = dec(f"{name}/softmax-twin", 1, r["context"])
-            if r["batch"] == 1 and t and "step_ms" in r:
-                ratios[r["context"]] = t["step_ms"] / r["step_ms"]
-        if ratios:
-            faster = all(v > 1 for c, v in ratios.items() if c >= 16 * K)
-            out[f"{name} hybrid decode faster than twin at every context >= 16K"] = {"measured": ratios, "met": faster}
-            if 1024 * K in ratios:
-                v = ratios[1024 * K]
-                out[f"{name} hybrid decode >= 4x twin at 1M"] = {"measured": v, "met": v >= GOALS["hybrid_over_twin_decode_at_1M"]}
-        p1m = next((r for r in models.get(f"{name}/hybrid", {}).get("prefill", []) if r["tokens"] == 1024 * K
-                    and "prefill_s" in r), None)
-        if p1m:
-            v = p1m["over_compute_floor"]
-            out[f"{name} 1M prefill <= 1.5x compute floor"] = {"measured": v, "met": v <= GOALS["prefill_1M_over_compute_floor"]}
+    name = "small"  # the targets are the small preset's; the M1 slice's rows are on record beside them
+    h1, h64 = dec(f"{name}/hybrid", 1, B64_CONTEXT), dec(f"{name}/hybrid", 64, B64_CONTEXT)
+    if h1:
+        v = h1["over_memory_floor"]
+        out["small B=1 decode <= 3x memory floor at 4K"] = {"measured": v, "met": v <= GOALS[
+            "small_b1_decode_over_memory_floor_at_4K"]}
+    if h1 and h64:
+        v = h64["tokens_per_s"] / h1["tokens_per_s"]
+        out["small B=64 tokens/s >= 20x B=1"] = {"measured": v, "met": v >= GOALS["b64_over_b1_tokens_per_s"]}
+    ratios = {}
+    for r in models.get(f"{name}/hybrid", {}).get("decode", []):
+        t = dec(f"{name}/softmax-twin", 1, r["context"])
+        if r["batch"] == 1 and t and "step_ms" in r:
+            ratios[r["context"]] = t["step_ms"] / r["step_ms"]
+    if ratios:
+        faster = all(v > 1 for c, v in ratios.items() if c >= 16 * K)
+        out["small hybrid decode faster than twin at every context >= 16K"] = {"measured": ratios, "met": faster}
+        if 1024 * K in ratios:
+            v = ratios[1024 * K]
+            out["small hybrid decode >= 4x twin at 1M"] = {"measured": v, "met": v >= GOALS["hybrid_over_twin_decode_at_1M"]}
+    p1m = next((r for r in models.get(f"{name}/hybrid", {}).get("prefill", []) if r["tokens"] == 1024 * K
+                and "prefill_s" in r), None)
+    if p1m:
+        v = p1m["over_compute_floor"]
+        out["small 1M prefill <= 1.5x compute floor"] = {"measured": v, "met": v <= GOALS["prefill_1M_over_compute_floor"]}
     rows = kern.get("prefill", {}).get("rows", [])
     if rows:
         v = rows[-1]["ours_pct_roofline"]
@@ -284,13 +302,59 @@ def targets(res: dict) -> dict:
     return out
 
 
+def plot(res: dict, stem: Path) -> list[Path]:
+    """Decode step (B=1) against context beside its memory floor, and prefill against its compute
+    floor, per model: PNG + SVG next to the JSON."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from m1bench.harness.core.provenance import provenance_line
+    names = list(MODELS)
+    fig, axes = plt.subplots(2, len(names), figsize=(6 * len(names), 8), squeeze=False)
+    for col, name in enumerate(names):
+        dec, pre = axes[0][col], axes[1][col]
+        for variant, color in (("hybrid", "C0"), ("softmax-twin", "C1")):
+            m = res["models"].get(f"{name}/{variant}", {})
+            rows = [r for r in m.get("decode", []) if r["batch"] == 1 and "step_ms" in r]
+            if rows:
+                ctx = [r["context"] for r in rows]
+                dec.plot(ctx, [r["step_ms"] for r in rows], "o-", color=color, label=f"{variant}: decode step")
+                dec.plot(ctx, [r["memory_floor_ms"] for r in rows], "--", color=color, label=f"{variant}: memory floor")
+            rows = [r for r in m.get("prefill", []) if "prefill_s" in r]
+            if rows:
+                ctx = [r["tokens"] for r in rows]
+                pre.plot(ctx, [r["prefill_s"] for r in rows], "o-", color=color, label=f"{variant}: prefill")
+                pre.plot(ctx, [r["compute_floor_s"] for r in rows], "--", color=color, label=f"{variant}: compute floor")
+        dec.set(title=f"{name}: decode step, B=1 (CUDA graph)", ylabel="ms per step", yscale="log")
+        pre.set(title=f"{name}: prefill of one prompt", ylabel="seconds", yscale="log")
+        for ax in (dec, pre):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("context / prompt length (tokens)")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+                lambda x, _: f"{x / 1024 ** 2:g}M" if x >= 1024 ** 2 else f"{x / 1024:g}K"))
+            ax.grid(alpha=0.3, which="both")
+            ax.legend(fontsize=7)
+    fig.text(0.01, 0.005, provenance_line(res["meta"], "bf16, random weights"), fontsize=6.5, color="0.4")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return paths
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="reports/bench/engine_h200.json")
+    ap.add_argument("--replot", metavar="JSON", help="only redraw the plots of a JSON this benchmark wrote")
     ap.add_argument("--models", default="small,m1-slice", help="comma-separated: " + ", ".join(MODELS))
     ap.add_argument("--no-kernels", action="store_true", help="skip the lightning kernel section")
     ap.add_argument("--kernels-from", help="take the kernel section from this earlier run's JSON (its meta kept)")
     args = ap.parse_args(argv)
+    if args.replot:
+        print("wrote", *plot(json.loads(Path(args.replot).read_text()), Path(args.replot).with_suffix("")))
+        return
     res = {"meta": environment("cuda"), "goals": GOALS, "ceilings": kernel_bench.ceilings(), "models": {}, "errors": []}
     res["meta"]["l2_bytes"] = torch.cuda.get_device_properties(0).L2_cache_size
     out = Path(args.out)
@@ -322,7 +386,7 @@ def main(argv=None):
             save()
     for k, v in res["targets"].items():
         print(f"{'MET ' if v['met'] else 'MISS'} {k}: {v['measured']}")
-    print(f"wrote {out}")
+    print(f"wrote {out}", *plot(res, out.with_suffix("")))
 
 
 if __name__ == "__main__":

@@ -98,7 +98,6 @@ def _rotary_append_kernel(q, k, v, cos, sin, q_out, k_cache, v_cache, slots, pos
     c_hi = tl.load(cos + b * RD + half + o_h)
     s_lo = tl.load(sin + b * RD + o_h)
     s_hi = tl.load(sin + b * RD + half + o_h)
-    o_r = RD + tl.arange(0, D - RD) if D > RD else tl.arange(0, 1)
     if h < HQ:
         src = q + (b * HQ + h) * D
         dst = q_out + (b * HQ + h) * D
@@ -115,7 +114,8 @@ def _rotary_append_kernel(q, k, v, cos, sin, q_out, k_cache, v_cache, slots, pos
     dt = dst.dtype.element_ty
     tl.store(dst + o_h, (lo * c_lo - hi * s_lo).to(dt))
     tl.store(dst + half + o_h, (hi * c_hi + lo * s_hi).to(dt))
-    if D > RD:
+    if D > RD:  # the dims past rotary_dim pass unrotated
+        o_r = RD + tl.arange(0, D - RD)
         tl.store(dst + o_r, tl.load(src + o_r))
 
 
