@@ -80,6 +80,12 @@ def test_demo_scores_the_gate_model_with_readable_text_and_says_what_next(tmp_pa
     report = re.search(r"^report: (\S+report\.html)", err, re.M)
     assert report and Path(report[1]).exists()
     assert out.rstrip().endswith("--model MiniMax-M1-80k") and f"m1bench compare " in out and "m1bench suites" in out
+    # what the scores cost: the budget and FLOPs curves and the counterfactual table, in the demo's report
+    here = Path(report[1]).parent
+    assert (here / "plots" / "budget_curve.png").stat().st_size > 5000 and (here / "plots" / "flops_curve.png").exists()
+    assert re.search(r"this aime2024 run: tiny-gate = [\d.]+% of deepseek-r1's FLOPs", (here / "report.md").read_text())
+    main(["profile", "flops", "--from-run", str(tmp_path / "run"), "--points", "9", "--out", str(tmp_path / "f")])
+    assert json.loads((tmp_path / "f.json").read_text())["run"]["generated_tokens"]["aime2024"]
 
 
 def test_suites_lists_every_suite_with_its_options_and_defaults(capsys):
