@@ -128,10 +128,12 @@ class OpenAIClient:
     async def complete(self, request: Request) -> Completion:
         body = self._body(request)
         last: Endpoint | None = None
+        err: _Retryable | None = None
         for attempt in range(1, self.max_retries + 2):
             ep = self._pick(last)
-            if ep is None:
-                raise RequestError("unavailable", self._unavailable(), attempts=attempt)
+            if ep is None:  # a request that met a fault of its own is recorded as that fault
+                kind, why = (err.kind, f"{err}; then {self._unavailable()}") if err else ("unavailable", self._unavailable())
+                raise RequestError(kind, why, attempts=attempt - 1)
             ep.in_flight += 1
             try:
                 out = await self._once(ep, body)
