@@ -79,13 +79,17 @@ def blocked(q, k, v, slopes, initial_state=None, block_size: int = 256):
 
 def decode(q, k, v, slopes, state, slots=None, silu: bool = False):
     """One token per sequence: q, k, v [B, H, d] (pre-activations when `silu`); `state` is a pool
-    [P, H, d, d] updated in place at rows `slots` (default 0..B-1). Returns o [B, H, d] in q's dtype."""
+    [P, H, d, d] updated in place at rows `slots` (default 0..B-1; a negative slot is padding: state
+    untouched, output zero). Returns o [B, H, d] in q's dtype."""
     if silu:
         q, k, v = (torch.nn.functional.silu(x) for x in (q, k, v))
     B, H, _ = q.shape
     rows = torch.arange(B, device=q.device) if slots is None else slots.to(q.device, torch.long)
+    real = rows >= 0
     acc = state.dtype
     s = slopes.to(device=q.device, dtype=acc).view(1, H, 1, 1)
-    cur = torch.exp(-s) * state[rows] + k.to(acc)[..., :, None] * v.to(acc)[..., None, :]
-    state[rows] = cur
-    return (q.to(acc)[..., None, :] @ cur).squeeze(-2).to(q.dtype)
+    cur = torch.exp(-s) * state[rows[real]] + k[real].to(acc)[..., :, None] * v[real].to(acc)[..., None, :]
+    state[rows[real]] = cur
+    o = torch.zeros(q.shape[:2] + v.shape[-1:], device=q.device, dtype=q.dtype)
+    o[real] = (q[real].to(acc)[..., None, :] @ cur).squeeze(-2).to(q.dtype)
+    return o

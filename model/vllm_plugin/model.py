@@ -16,7 +16,7 @@ from vllm.compilation.decorators import support_torch_compile
 from vllm.config import VllmConfig
 from vllm.distributed import get_tensor_model_parallel_world_size
 from vllm.model_executor.layers.attention import Attention
-from vllm.model_executor.layers.fused_moe import FusedMoEFactory, GateLinear
+from vllm.model_executor.layers.fused_moe import GateLinear
 from vllm.model_executor.layers.layernorm import RMSNorm
 from vllm.model_executor.layers.linear import QKVParallelLinear, RowParallelLinear
 from vllm.model_executor.layers.logits_processor import LogitsProcessor
@@ -29,6 +29,7 @@ from vllm.sequence import IntermediateTensors
 
 from m1bench.model.checkpoint import from_transformers_names
 from m1bench.model.config import LIGHTNING, M1Config
+from m1bench.model.vllm_plugin.compat import fused_moe
 from m1bench.model.vllm_plugin.lightning import M1LightningAttention
 
 
@@ -73,7 +74,7 @@ class M1MoE(nn.Module):
         # The router runs in fp32 (M1 code), whatever the model dtype.
         self.gate = GateLinear(m1.hidden_size, m1.num_local_experts, bias=False, params_dtype=torch.float32,
                                out_dtype=torch.float32, prefix=f"{prefix}.gate")
-        self.experts = FusedMoEFactory(num_experts=m1.num_local_experts, top_k=m1.num_experts_per_tok,
+        self.experts = fused_moe(num_experts=m1.num_local_experts, top_k=m1.num_experts_per_tok,
                                        hidden_size=m1.hidden_size, intermediate_size=m1.intermediate_size,
                                        renormalize=True, scoring_func="softmax", quant_config=quant_config,
                                        router_logits_dtype=torch.float32, prefix=f"{prefix}.experts",

@@ -4,7 +4,11 @@ the model; the tool parser is m1bench's M1 output parser, the one the embedded s
 """
 from collections.abc import Sequence
 
-from vllm.entrypoints.generate.base.protocol import (
+from vllm.reasoning.basic_parsers import BaseThinkingReasoningParser
+from vllm.tool_parsers.abstract_tool_parser import ToolParser
+
+from m1bench.harness.core.m1_output import THINK_CLOSE, THINK_OPEN, M1OutputParser, parse_output
+from m1bench.model.vllm_plugin.compat import (
     DeltaFunctionCall,
     DeltaMessage,
     DeltaToolCall,
@@ -12,10 +16,6 @@ from vllm.entrypoints.generate.base.protocol import (
     FunctionCall,
     ToolCall,
 )
-from vllm.reasoning.basic_parsers import BaseThinkingReasoningParser
-from vllm.tool_parsers.abstract_tool_parser import ToolParser
-
-from m1bench.harness.core.m1_output import THINK_CLOSE, THINK_OPEN, M1OutputParser, parse_output
 
 
 class M1ReasoningParser(BaseThinkingReasoningParser):

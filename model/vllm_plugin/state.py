@@ -17,9 +17,11 @@ def lightning_batch(q, k, v, slopes, pool, slots, seq_lens, query_start_loc, num
     nd, ndt = num_decodes, num_decode_tokens
     parts = []
     if nd:
-        d_slots = slots[:nd].long()
         # A one-token prompt is scheduled as a "decode": it must not inherit what the slot's
-        # previous owner left there (vLLM's own M1 layer clears slots for prefills only).
+        # previous owner left there (vLLM's own M1 layer clears slots for prefills only). Rows that
+        # pad a CUDA-graph batch have slot -1 (the decode kernel skips them); here they read and
+        # rewrite slot 0, vLLM's null block, which no request owns.
+        d_slots = slots[:nd].long().clamp(min=0)
         fresh = (seq_lens[:nd] == 1).view(-1, 1, 1, 1)
         pool[d_slots] = torch.where(fresh, 0.0, pool[d_slots])
         parts.append(lightning_decode(q[:ndt], k[:ndt], v[:ndt], slopes, pool, slots[:nd]))

@@ -114,20 +114,23 @@ def test_dispatcher_passes_packed_batches_to_the_triton_path(tk, poisoned):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_decode_updates_only_its_slots(tk, poisoned, dtype):
-    B, H, K, V, P = 3, 2, 32, 48, 6  # V = 48: two value blocks, the second one partial
+    """Row 1 pads the batch (slot -1, as vLLM pads a CUDA-graph batch): zero output, no state touched."""
+    B, H, K, V, P = 4, 2, 32, 48, 6  # V = 48: two value blocks, the second one partial
     g = torch.Generator().manual_seed(13)
     q, k = (torch.randn(B, H, K, generator=g).to(dtype) for _ in range(2))
     v = torch.randn(B, H, V, generator=g).to(dtype)
     slopes = torch.tensor(alibi_slopes(H))
     pool = torch.randn(P, H, K, V, generator=g)
-    slots = torch.tensor([5, 0, 2])
+    slots = torch.tensor([5, -1, 0, 2])
+    real = slots[slots >= 0]
     want_pool = pool.double()
     o_r = reference.decode(q.double(), k.double(), v.double(), slopes.double(), want_pool, slots)
     before = pool.clone()
     o = tk.decode(q, k, v, slopes, pool, slots)
     assert o.dtype == dtype and rel(o, o_r) < TOL[dtype]
-    assert rel(pool[slots], want_pool[slots]) < 1e-6
-    others = [i for i in range(P) if i not in slots.tolist()]
+    assert torch.equal(o[1], torch.zeros_like(o[1])) and torch.equal(o_r[1], torch.zeros_like(o_r[1]))
+    assert rel(pool[real], want_pool[real]) < 1e-6
+    others = [i for i in range(P) if i not in real.tolist()]
     assert torch.equal(pool[others], before[others])
 
 

@@ -21,10 +21,12 @@ LOGPROB_ATOL = 1e-4
 
 
 def test_unsupported_vllm_version_fails_clearly():
-    with pytest.raises(UnsupportedVllmError, match=r"supports vLLM 0\.32\.0; installed vLLM is 0\.23\.0"):
-        check_vllm_version("0.23.0")
+    for outside in ("0.23.0", "0.25.1", "0.27.0", "0.33.0"):
+        with pytest.raises(UnsupportedVllmError, match=rf"supports vLLM 0\.26\.0, 0\.32\.0; installed vLLM is {outside}"):
+            check_vllm_version(outside)
     assert check_vllm_version("0.32.0+cpu") == "0.32.0+cpu"
-    assert "0.32.0" in SUPPORTED_VLLM
+    assert check_vllm_version("0.26.0+cu130") == "0.26.0+cu130"
+    assert set(SUPPORTED_VLLM) == {"0.26.0", "0.32.0"}
 
 
 needs_vllm = pytest.mark.skipif(importlib.util.find_spec("vllm") is None,

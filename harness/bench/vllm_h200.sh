@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# On the GPU machine, from the repository root, once per transfer (see harness/bench/vllm_wheels.py):
+#   bash harness/bench/vllm_h200.sh [BENCH_PARTS]
+# Stages the carried parts of the vLLM bundle (.whl/vllm-h200); once all have arrived, installs them
+# into /tmp/site and runs `python -m m1bench.harness.bench.vllm_gpu` (parts: BENCH_PARTS, default all)
+# with its JSON and server logs in $OUT (or ./runs/vllm-h200). Before the bundle is complete it runs
+# the parts that need no vLLM (embedded_server), with the few wheels the embedded server needs from
+# .whl/serve-deps, and exits 3.
+set -uo pipefail
+out=${OUT:-runs/vllm-h200}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 M1BENCH_HOME=${M1BENCH_HOME:-/tmp/m1home}
+# m1bench importable and its vLLM plugin discoverable (an entry point) without building it: the
+# repository root is the package m1bench.
+site=/tmp/m1site
+mkdir -p $site/m1bench-0.1.0.dist-info
+ln -sfn "$PWD" $site/m1bench
+printf 'Metadata-Version: 2.1\nName: m1bench\nVersion: 0.1.0\n' > $site/m1bench-0.1.0.dist-info/METADATA
+printf '[vllm.general_plugins]\nm1bench_m1 = m1bench.model.vllm_plugin:register\n' > $site/m1bench-0.1.0.dist-info/entry_points.txt
+python3 harness/bench/vllm_wheels.py stage .whl/vllm-h200 --staging /tmp/vllm-stage --site /tmp/site
+staged=$?
+if [ $staged -eq 0 ]; then
+  export PYTHONPATH=$site:/tmp/site
+  parts=${1:-parity,long,vllm_server,embedded_server}
+else
+  [ $staged -eq 3 ] || exit $staged
+  python3 -m pip install -q --no-index --no-deps --target /tmp/site0 .whl/serve-deps/*.whl || exit 1
+  export PYTHONPATH=$site:/tmp/site0
+  parts=embedded_server
+fi
+[ -f /tmp/vllm_h200.json ] && cp /tmp/vllm_h200.json "$out/vllm_h200.json"  # parts of an earlier call
+python3 -m m1bench.harness.bench.vllm_gpu --out "$out/vllm_h200.json" --parts "$parts"
+rc=$?
+cp "$out/vllm_h200.json" /tmp/vllm_h200.json
+cp runs/bench-vllm-gpu/*.log "$out/" 2>/dev/null
+[ $staged -eq 0 ] && exit $rc || exit 3
