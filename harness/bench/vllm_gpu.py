@@ -218,14 +218,17 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         try:
             with ManagedServer(spec, log_dir, python=args.vllm_python) as srv:
+                result.pop("vllm_start", None)  # an earlier failed start, now superseded
                 result["vllm_startup_s"] = time.perf_counter() - t0
                 result["vllm_command"] = srv.cmd
                 model = load_model(ckpt, dtype=torch.float32, device=device)
                 if "parity" in parts:
                     guarded("parity", lambda: parity(srv, model))
-                if "long" in parts:
-                    guarded("long", lambda: long_prompt(srv, model, args.chunk, args.long_tokens))
                 del model
+                if "long" in parts:  # bf16: flash attention (float32 SDPA over 128K would take [T, T] memory)
+                    bf16 = load_model(ckpt, dtype=torch.bfloat16 if device == "cuda" else torch.float32, device=device)
+                    guarded("long", lambda: long_prompt(srv, bf16, args.chunk, args.long_tokens))
+                    del bf16
                 if "vllm_server" in parts:
                     guarded("vllm_server", lambda: profile(srv))
         except Exception as e:  # the server did not start, or died: its log's tail is in the message
@@ -240,8 +243,36 @@ def main(argv=None) -> int:
             with ManagedServer(spec, log_dir) as srv:
                 return {"startup_s": time.perf_counter() - t0, "command": srv.cmd, **profile(srv)}
         guarded("embedded_server", embedded)
+    summary(result)
     print(f"wrote {args.out}")
-    return 0 if all("error" not in result.get(x, {}) for x in parts) else 1
+    return 0 if all("error" not in result.get(x, {}) and result.get(x, {}).get("pass", True) for x in parts) else 1
+
+
+def summary(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console()
+    checks = Table(title="vLLM vs the reference model (teacher-forced log-probs)")
+    for col in ("check", "sequences", "identical", "differ where margin clear", "max |Δ logprob|", "mean", "pass"):
+        checks.add_column(col, justify="right")
+    for part in ("parity", "long"):
+        r = result.get(part, {})
+        if "error" in r or not r:
+            checks.add_row(part, "-", "-", "-", "-", "-", r.get("error", "not run")[:60])
+            continue
+        checks.add_row(part, str(r["sequences"]), str(r["identical_sequences"]), str(r["differ_where_margin_clear"]),
+                       f"{r['logprob_abs_diff_max']:.3f}", f"{r['logprob_abs_diff_mean']:.4f}", str(r["pass"]))
+    console.print(checks)
+    speed = Table(title="serving the same checkpoint (m1bench profile server)")
+    for col in ("engine", "concurrency", "ok/err", "TTFT p50 ms", "TPOT p50 ms", "e2e p50 s", "out tok/s"):
+        speed.add_column(col, justify="right")
+    for part in ("vllm_server", "embedded_server"):
+        for level in result.get(part, {}).get("levels", []):
+            ms = lambda v: "-" if v is None else f"{v * 1e3:.1f}"  # noqa: E731
+            speed.add_row(part.removesuffix("_server"), str(level["concurrency"]), f"{level['ok']}/{level['errors']}",
+                          ms(level["ttft_p50_s"]), ms(level["tpot_p50_s"]), f"{level['e2e_p50_s']:.2f}",
+                          f"{level['output_tok_per_s']:.0f}")
+    console.print(speed)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ set -uo pipefail
 out=${OUT:-runs/vllm-h200}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 M1BENCH_HOME=${M1BENCH_HOME:-/tmp/m1home}
+# The bundle leaves FlashInfer out (vLLM falls back to its own kernels); its sampler must be told.
+export VLLM_USE_FLASHINFER_SAMPLER=0
 # m1bench importable and its vLLM plugin discoverable (an entry point) without building it: the
 # repository root is the package m1bench.
 site=/tmp/m1site

@@ -48,7 +48,7 @@ DEPS = (
     "cachetools==8.0.2", "cbor2==6.3.0", "msgspec==0.23.0", "pybase64==1.5.1", "pyzmq==27.3.0",
     "blake3==1.0.11", "setproctitle==1.3.8", "python-json-logger==4.2.0",
     "openai-harmony==0.0.8", "partial-json-parser==0.2.1.1.post7",
-    "llguidance==1.7.6", "xgrammar==0.2.9", "apache-tvm-ffi==0.1.10",
+    "llguidance==1.7.6", "xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2",  # 0.1.10 (vLLM's pin) is too old for xgrammar 0.2.9
     "model-hosting-container-standards==0.1.16", "jmespath==1.1.0", "supervisor==4.3.0",
 )
 PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:"] + [
