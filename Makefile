@@ -36,7 +36,7 @@ $(VLLM_STAMP): pyproject.toml
 	touch $@
 
 test-vllm: $(VLLM_STAMP)
-	$(VLLM_VENV)/bin/python -m pytest -q tests/model/vllm_plugin/test_vllm_plugin.py
+	$(VLLM_VENV)/bin/python -m pytest -q tests/model/vllm_plugin/test_vllm_plugin.py tests/model/vllm_plugin/test_vllm_gpu_bench.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) build *.egg-info

@@ -13,7 +13,11 @@ Parts (`--parts`, each saved to --out as soon as it ends; parts not run keep the
   reference's one-shot prefill (the whole prompt in one forward), 16 greedy tokens, same tolerances;
 - vllm_server / embedded_server: `m1bench profile server`'s measurement (TTFT, TPOT, e2e,
   throughput) at concurrency 1, 8 and 64 against vLLM and against m1bench's embedded engine serving
-  the same checkpoint on the same GPU.
+  the same checkpoint on the same GPU;
+- m1_slice_server: the same measurement of vLLM serving a 2-layer-per-kind slice of M1's real shapes
+  (hidden 6144, 64 heads of 128, 32 experts of 9216, top-2, vocabulary 200,064; ~24B parameters)
+  with weights vLLM draws itself (`--load-format dummy`: no 48 GB checkpoint to write and read), so
+  its per-layer serving cost at M1's size is on record (its outputs are not compared).
 
     python -m m1bench.harness.bench.vllm_gpu --out reports/bench/vllm_h200.json [--parts ...]
 
@@ -34,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-PARTS = ("parity", "long", "vllm_server", "embedded_server")
+PARTS = ("parity", "long", "vllm_server", "embedded_server", "m1_slice_server")
 MARGIN_NATS = 0.25
 LOGPROB_MAX_NATS = 0.3
 LOGPROB_MEAN_NATS = 0.03
@@ -60,6 +64,24 @@ def make_checkpoint(directory: Path, preset_name: str) -> Path:
         from m1bench.model.vllm_plugin.tiny import VLLM_TINY_HEAD_DIM
         config.head_dim = VLLM_TINY_HEAD_DIM
     save_checkpoint(init_random(M1ForCausalLM(config), SEED), directory, dtype=torch.bfloat16)
+    return directory
+
+
+def make_slice_config(directory: Path, of: str) -> Path:
+    """Config and tokenizer of `of`'s shapes cut to 4 layers (lightning, softmax, lightning, softmax),
+    no weights."""
+    import dataclasses
+
+    from m1bench.model.config import every_nth_softmax
+    from m1bench.model.presets import preset
+    from m1bench.model.tokenizer import build_byte_tokenizer, load_tokenizer
+    build_byte_tokenizer(directory)
+    config = dataclasses.replace(preset(of, eos_token_id=load_tokenizer(directory).eos_token_id),
+                                 num_hidden_layers=4, attn_type_list=every_nth_softmax(4, 2))
+    if of == "tiny":
+        from m1bench.model.vllm_plugin.tiny import VLLM_TINY_HEAD_DIM
+        config.head_dim = VLLM_TINY_HEAD_DIM
+    config.save(directory)
     return directory
 
 
@@ -142,6 +164,37 @@ def long_prompt(server, model, chunk: int, tokens: int) -> dict:
     return {**row, **verdict([row])}
 
 
+def step_times(server, concurrency=(1, 8, 64), new_tokens: int = 128, prompt_tokens: int = 64,
+               prefill_tokens: int = 8192) -> dict:
+    """Serving costs as requests see them, from non-streaming completions of token-id prompts
+    (ignore_eos), so they hold for dummy weights, whose tokens often decode to no text (a streaming
+    client sees no chunks). Decode: `c` short prompts at once, first for one token, then for
+    1 + new_tokens; the difference of the two wall times over new_tokens is one decode step at batch
+    c. Prefill: one prompt of `prefill_tokens`, one token out."""
+    def complete(prompt, n):
+        t0 = time.perf_counter()
+        post(server.base_url, "/completions", {"model": server.served_model_name, "prompt": prompt,
+                                               "max_tokens": n, "temperature": 0, "ignore_eos": True})
+        return time.perf_counter() - t0
+
+    rows = []
+    for c in concurrency:
+        prompts = [random_prompt(prompt_tokens, SEED + 1000 * c + i) for i in range(c)]
+        walls = {}
+        for n in (1, 1 + new_tokens):
+            with cf.ThreadPoolExecutor(c) as pool:
+                t0 = time.perf_counter()
+                list(pool.map(lambda p: complete(p, n), prompts))
+                walls[n] = time.perf_counter() - t0
+        rows.append({"concurrency": c, "prompt_tokens": prompt_tokens, "new_tokens": new_tokens,
+                     "wall_1_token_s": walls[1], "wall_s": walls[1 + new_tokens],
+                     "decode_step_s": (walls[1 + new_tokens] - walls[1]) / new_tokens,
+                     "output_tok_per_s": c * (1 + new_tokens) / walls[1 + new_tokens]})
+    complete(random_prompt(prefill_tokens, SEED - 2), 1)  # warm: the prefill shape compiled once
+    prefill = min(complete(random_prompt(prefill_tokens, SEED - 3 - i), 1) for i in range(3))
+    return {"levels": rows, "prefill": {"prompt_tokens": prefill_tokens, "first_token_s_best_of_3": prefill}}
+
+
 def profile(server) -> dict:
     """`m1bench profile server`'s measurement against a running server."""
     from m1bench.harness.profile.server import profile_server
@@ -149,14 +202,15 @@ def profile(server) -> dict:
     return {"levels": rows, "client": client}
 
 
-def vllm_spec(checkpoint: Path, device: str, chunk: int, max_model_len: int):
+def vllm_spec(checkpoint: Path, device: str, chunk: int, max_model_len: int, name: str = "m1-small",
+              extra: tuple[str, ...] = ()):
     from m1bench.harness.serve.launcher import ServerSpec
     gpu = device == "cuda"
     return ServerSpec(
-        model=str(checkpoint), engine="vllm", served_model_name="m1-small", dtype="bfloat16" if gpu else "float32",
+        model=str(checkpoint), engine="vllm", served_model_name=name, dtype="bfloat16" if gpu else "float32",
         max_model_len=max_model_len, max_num_seqs=64, gpu_memory_utilization=0.6 if gpu else 0.3,
         kv_cache_memory_bytes=None if gpu else 512 << 20, health_timeout_s=900,
-        extra_args=["--max-num-batched-tokens", str(chunk), "--max-logprobs", "2",
+        extra_args=["--max-num-batched-tokens", str(chunk), "--max-logprobs", "2", *extra,
                     *(["--max-cudagraph-capture-size", "64"] if gpu else ["--enforce-eager"])])
 
 
@@ -181,6 +235,7 @@ def main(argv=None) -> int:
     p.add_argument("--vllm-python", default=sys.executable, help="python of the environment with vLLM")
     p.add_argument("--chunk", type=int, default=8192, help="vLLM's --max-num-batched-tokens (prefill chunk)")
     p.add_argument("--long-tokens", type=int, default=LONG_TOKENS)
+    p.add_argument("--slice-of", default="m1", help="preset whose shapes m1_slice_server cuts to 4 layers")
     args = p.parse_args(argv)
     parts = [x for x in args.parts.split(",") if x]
     if unknown := set(parts) - set(PARTS):
@@ -243,6 +298,20 @@ def main(argv=None) -> int:
             with ManagedServer(spec, log_dir) as srv:
                 return {"startup_s": time.perf_counter() - t0, "command": srv.cmd, **profile(srv)}
         guarded("embedded_server", embedded)
+    if "m1_slice_server" in parts:
+        config_dir = make_slice_config(default_home() / f"vllm-gpu-slice-{args.slice_of}", args.slice_of)
+        spec = vllm_spec(config_dir, device, args.chunk, 16384, name=f"{args.slice_of}-slice",
+                         extra=("--load-format", "dummy"))
+
+        def m1_slice() -> dict:
+            t0 = time.perf_counter()
+            with ManagedServer(spec, log_dir, python=args.vllm_python) as srv:
+                return {"shapes": f"{args.slice_of} preset, 4 layers (lightning, softmax, lightning, softmax), "
+                                  "dummy weights", "environment": environment(device),
+                        "vllm_versions": versions(args.vllm_python), "startup_s": time.perf_counter() - t0,
+                        "command": srv.cmd,
+                        **step_times(srv)}
+        guarded("m1_slice_server", m1_slice)
     summary(result)
     print(f"wrote {args.out}")
     return 0 if all("error" not in result.get(x, {}) and result.get(x, {}).get("pass", True) for x in parts) else 1
@@ -273,6 +342,16 @@ def summary(result: dict) -> None:
                           ms(level["ttft_p50_s"]), ms(level["tpot_p50_s"]), f"{level['e2e_p50_s']:.2f}",
                           f"{level['output_tok_per_s']:.0f}")
     console.print(speed)
+    if result.get("m1_slice_server", {}).get("levels"):
+        sliced = result["m1_slice_server"]
+        steps = Table(title=f"vLLM serving {sliced['shapes']}; {sliced['prefill']['prompt_tokens']}-token "
+                            f"prefill: {sliced['prefill']['first_token_s_best_of_3'] * 1e3:.0f} ms")
+        for col in ("concurrency", "decode step ms", "out tok/s"):
+            steps.add_column(col, justify="right")
+        for level in sliced["levels"]:
+            steps.add_row(str(level["concurrency"]), f"{level['decode_step_s'] * 1e3:.2f}",
+                          f"{level['output_tok_per_s']:.0f}")
+        console.print(steps)
 
 
 if __name__ == "__main__":

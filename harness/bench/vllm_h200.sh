@@ -4,8 +4,8 @@
 # Stages the carried parts of the vLLM bundle (.whl/vllm-h200); once all have arrived, installs them
 # into /tmp/site and runs `python -m m1bench.harness.bench.vllm_gpu` (parts: BENCH_PARTS, default all)
 # with its JSON and server logs in $OUT (or ./runs/vllm-h200). Before the bundle is complete it runs
-# the parts that need no vLLM (embedded_server), with the few wheels the embedded server needs from
-# .whl/serve-deps, and exits 3.
+# embedded_server if asked (it needs no vLLM; the few wheels it does need come in .whl/serve-deps),
+# and exits 3.
 set -uo pipefail
 out=${OUT:-runs/vllm-h200}
 mkdir -p "$out"
@@ -21,16 +21,18 @@ printf 'Metadata-Version: 2.1\nName: m1bench\nVersion: 0.1.0\n' > $site/m1bench-
 printf '[vllm.general_plugins]\nm1bench_m1 = m1bench.model.vllm_plugin:register\n' > $site/m1bench-0.1.0.dist-info/entry_points.txt
 python3 harness/bench/vllm_wheels.py stage .whl/vllm-h200 --staging /tmp/vllm-stage --site /tmp/site
 staged=$?
+parts=${1:-parity,long,vllm_server,embedded_server,m1_slice_server}
 if [ $staged -eq 0 ]; then
   export PYTHONPATH=$site:/tmp/site
-  parts=${1:-parity,long,vllm_server,embedded_server}
 else
   [ $staged -eq 3 ] || exit $staged
+  case ",$parts," in *,embedded_server,*) ;; *) exit 3 ;; esac
   python3 -m pip install -q --no-index --no-deps --target /tmp/site0 .whl/serve-deps/*.whl || exit 1
   export PYTHONPATH=$site:/tmp/site0
   parts=embedded_server
 fi
-[ -f /tmp/vllm_h200.json ] && cp /tmp/vllm_h200.json "$out/vllm_h200.json"  # parts of an earlier call
+# parts measured earlier: this machine's last call, else the committed file
+if [ -f /tmp/vllm_h200.json ]; then cp /tmp/vllm_h200.json "$out/"; elif [ -f reports/bench/vllm_h200.json ]; then cp reports/bench/vllm_h200.json "$out/"; fi
 python3 -m m1bench.harness.bench.vllm_gpu --out "$out/vllm_h200.json" --parts "$parts"
 rc=$?
 cp "$out/vllm_h200.json" /tmp/vllm_h200.json

