@@ -6,7 +6,8 @@ Parts (`--parts`, each saved to --out as soon as it ends; parts not run keep the
   long ones in chunks), 32 greedy tokens each with vLLM's top-2 log-probs; the reference model in
   float32 on the same bf16 weights, teacher-forced on vLLM's tokens, gives each position's
   log-probs. Tolerances (bf16): the reference model run in bf16 against itself in float32 moves
-  log-probs by up to 0.18 nats (p99 0.075, mean 0.013; small preset, 400 tokens), so vLLM's token
+  log-probs by up to 0.18 nats (p99 0.075, mean 0.013; this checkpoint, 400 tokens: the test
+  tests/harness/bench/test_vllm_gpu_tolerances.py holds the bounds above it), so vLLM's token
   must be the reference's argmax wherever the reference's top-2 margin exceeds MARGIN_NATS, and its
   log-probs stay within LOGPROB_MAX_NATS (any position) and LOGPROB_MEAN_NATS (mean);
 - long: one prompt of LONG_TOKENS tokens prefilled by vLLM in chunks of --chunk tokens, against the
