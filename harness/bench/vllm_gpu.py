@@ -243,6 +243,7 @@ def main(argv=None) -> int:
         p.error(f"unknown parts {sorted(unknown)}; choose from {PARTS}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
 
+    from m1bench.harness.bench.serving import serve_and_profile
     from m1bench.harness.core.provenance import environment
     from m1bench.harness.serve.launcher import ManagedServer, ServerSpec
     from m1bench.model.checkpoint import load_model
@@ -293,12 +294,7 @@ def main(argv=None) -> int:
         result.setdefault("environment", environment(device))
         spec = ServerSpec(model=str(ckpt), engine="embedded", served_model_name="m1-small", device=device,
                           max_batch_size=64, max_model_len=16384, health_timeout_s=900)
-
-        def embedded() -> dict:
-            t0 = time.perf_counter()
-            with ManagedServer(spec, log_dir) as srv:
-                return {"startup_s": time.perf_counter() - t0, "command": srv.cmd, **profile(srv)}
-        guarded("embedded_server", embedded)
+        guarded("embedded_server", lambda: serve_and_profile(spec, sys.executable, log_dir, SERVER_LEVELS))
     if "m1_slice_server" in parts:
         config_dir = make_slice_config(default_home() / f"vllm-gpu-slice-{args.slice_of}", args.slice_of)
         spec = vllm_spec(config_dir, device, args.chunk, 16384, name=f"{args.slice_of}-slice",
