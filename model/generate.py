@@ -91,17 +91,22 @@ def generate(model: M1ForCausalLM, tokenizer: ChatTokenizer, prompts: list[list[
         raise ValueError("every prompt needs at least one token")
     runner = decode_runner(model, len(prompts), max(len(p) + q.max_new_tokens for p, q in zip(prompts, params)))
     start = time.perf_counter()
-    logits = torch.stack([prefill(model, p, runner.pool, i, routing) for i, p in enumerate(prompts)])
+    logits = []
+    for i, p in enumerate(prompts):
+        if routing is not None:
+            routing.begin_step([i], None)  # prompt i's expert choices count for request i
+        logits.append(prefill(model, p, runner.pool, i, routing))
+    logits = torch.stack(logits)
     results = [Generation(prompt_tokens=len(p), prefill_s=time.perf_counter() - start) for p in prompts]
     return _decode(model, tokenizer, runner, logits.cpu(), params, results, routing)
 
 
 def prefill(model: M1ForCausalLM, prompt: list[int], pool, slot: int, routing: RoutingRecorder | None = None,
             chunk: int = 1 << 16) -> torch.Tensor:
-    """Feed `prompt` (in chunks of `chunk` tokens) into pool slot `slot`; the logits after its last token [V]."""
+    """Feed `prompt` (in chunks of `chunk` tokens) into pool slot `slot`; the logits after its last token [V].
+    `routing` counts into the request row its caller chose with `begin_step` (a pool slot is not a
+    request: the engine's are reused)."""
     cache = model.new_cache(1, capacity=len(prompt))
-    if routing is not None:
-        routing.begin_step([slot], None)
     ids = torch.tensor([prompt], device=model.device)
     with model.recording_routing(routing):
         for s in range(0, len(prompt), chunk):

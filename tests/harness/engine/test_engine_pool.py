@@ -57,3 +57,27 @@ def test_slots_are_reused_and_a_long_request_grows_the_pool(tiny):
                 assert texts[i, j] == alone.text and counts[i, j] == len(alone.token_ids)
     finally:
         engine.shutdown()
+
+
+def test_routing_stats_count_the_prompt_whatever_slot_it_lands_in(tiny):
+    """A request's routing summary (what `routing_stats` returns) equals the reference generator's for
+    the same prompt, for requests prefilled into slots other than 0 (the engine hands out the last
+    free slot first) and behind another request."""
+    model, tok = tiny
+    engine = Engine(model, tok, max_batch_size=3, capacity=64)
+    try:
+        prompts = [tok.encode("route me"), tok.encode("and me, a little longer")]
+        params = SamplingParams(max_new_tokens=5, temperature=0)
+        requests, done = [], threading.Semaphore(0)
+        for p in prompts:
+            r = EngineRequest(p, [params], lambda e: e.finish_reason and done.release(),
+                              routing=engine.routing_totals())
+            requests.append(r)
+            engine.submit(r)
+        for _ in prompts:
+            assert done.acquire(timeout=120)
+        for p, r in zip(prompts, requests):
+            want = generate(model, tok, [p], params, routing=model.routing_recorder())[0].routing
+            assert r.routing.summary() == want and want["tokens"] == len(p) + params.max_new_tokens - 1
+    finally:
+        engine.shutdown()
