@@ -50,39 +50,38 @@ SERVER_LEVELS = dict(prompt_words=[256], concurrency=[1, 8, 64], requests_per_le
 SEED = 20261202
 
 
+def servable_config(directory: Path, preset_name: str, **changes):
+    """The byte tokenizer written to `directory` and the preset's config (with `changes`) for it, in
+    shapes vLLM serves: its CPU attention takes head sizes >= 32, so `tiny` gets 32 (as
+    model/vllm_plugin/tiny.py)."""
+    import dataclasses
+
+    from m1bench.model.presets import preset
+    from m1bench.model.tokenizer import build_byte_tokenizer, load_tokenizer
+    build_byte_tokenizer(directory)
+    config = dataclasses.replace(preset(preset_name, eos_token_id=load_tokenizer(directory).eos_token_id), **changes)
+    if preset_name == "tiny":
+        from m1bench.model.vllm_plugin.tiny import VLLM_TINY_HEAD_DIM
+        config.head_dim = VLLM_TINY_HEAD_DIM
+    return config
+
+
 def make_checkpoint(directory: Path, preset_name: str) -> Path:
     """The preset with seeded N(0, 0.02) weights, stored in bf16 (what both engines load)."""
     from m1bench.model.checkpoint import save_checkpoint
     from m1bench.model.m1 import M1ForCausalLM
-    from m1bench.model.presets import preset
     from m1bench.model.tiny import init_random
-    from m1bench.model.tokenizer import build_byte_tokenizer, load_tokenizer
-    if (directory / "config.json").exists():
-        return directory
-    build_byte_tokenizer(directory)
-    config = preset(preset_name, eos_token_id=load_tokenizer(directory).eos_token_id)
-    if preset_name == "tiny":  # vLLM's CPU attention takes head sizes >= 32 (model/vllm_plugin/tiny.py)
-        from m1bench.model.vllm_plugin.tiny import VLLM_TINY_HEAD_DIM
-        config.head_dim = VLLM_TINY_HEAD_DIM
-    save_checkpoint(init_random(M1ForCausalLM(config), SEED), directory, dtype=torch.bfloat16)
+    if not (directory / "config.json").exists():
+        model = init_random(M1ForCausalLM(servable_config(directory, preset_name)), SEED)
+        save_checkpoint(model, directory, dtype=torch.bfloat16)
     return directory
 
 
 def make_slice_config(directory: Path, of: str) -> Path:
     """Config and tokenizer of `of`'s shapes cut to 4 layers (lightning, softmax, lightning, softmax),
     no weights."""
-    import dataclasses
-
     from m1bench.model.config import every_nth_softmax
-    from m1bench.model.presets import preset
-    from m1bench.model.tokenizer import build_byte_tokenizer, load_tokenizer
-    build_byte_tokenizer(directory)
-    config = dataclasses.replace(preset(of, eos_token_id=load_tokenizer(directory).eos_token_id),
-                                 num_hidden_layers=4, attn_type_list=every_nth_softmax(4, 2))
-    if of == "tiny":
-        from m1bench.model.vllm_plugin.tiny import VLLM_TINY_HEAD_DIM
-        config.head_dim = VLLM_TINY_HEAD_DIM
-    config.save(directory)
+    servable_config(directory, of, num_hidden_layers=4, attn_type_list=every_nth_softmax(4, 2)).save(directory)
     return directory
 
 
