@@ -4,10 +4,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from m1bench.kernels import lightning_attention, lightning_decode
-from m1bench.kernels.attention import apply_partial_rope, decode_attention, rope_cos_sin, rotary_append
-from m1bench.kernels.norm import gated_rms_norm, rms_norm
+from m1bench.kernels.attention import apply_partial_rope, decode_attention, inv_freq, rope_cos_sin, rotary_append
+from m1bench.kernels.linear import add_norm_linear, gated_norm_linear
+from m1bench.kernels.norm import rms_norm
 from m1bench.model.cache import DecodePool, InferenceCache
 from m1bench.model.config import M1Config
+from m1bench.model.packing import packed_rows
 
 __all__ = ["LightningAttention", "RMSNorm", "SoftmaxAttention", "apply_partial_rope", "rope_cos_sin"]
 
@@ -41,6 +43,7 @@ class LightningAttention(nn.Module):
         self.norm = RMSNorm(inner, LIGHTNING_NORM_EPS)
         self.register_buffer("slopes", torch.empty(self.heads, dtype=torch.float32), persistent=False)
         self._slope_values = config.lightning_slopes(layer)
+        self._packed: dict[str, torch.Tensor] = {}
         self.init_buffers()
 
     def init_buffers(self):
@@ -61,13 +64,18 @@ class LightningAttention(nn.Module):
         o = self.norm(o.reshape(B, T, -1))
         return self.out_proj(torch.sigmoid(self.output_gate(x)) * o)
 
-    def decode(self, x, pool: DecodePool, slots):
-        """One token per row: x [B, hidden]; the state of row b is pool slot slots[b]."""
-        B = x.shape[0]
-        qkv = self.qkv_proj(x).view(B, self.heads, 3 * self.head_dim)
-        q, k, v = qkv.split(self.head_dim, dim=-1)
+    def decode(self, residual, branch, alpha, beta, norm: RMSNorm, pool: DecodePool, slots, positions):
+        """One token per row, the layer's input norm fused into its first projection (x = residual *
+        alpha + branch * beta, h = norm(x)): returns (x, h, attention output [B, hidden]); the state
+        of row b is pool slot slots[b]."""
+        B = residual.shape[0]
+        inner = self.heads * self.head_dim
+        qkvg = packed_rows(self._packed, "qkvg", [self.qkv_proj.weight, self.output_gate.weight])
+        x, h, proj = add_norm_linear(residual, branch, alpha, beta, norm.weight, norm.eps, qkvg)
+        q, k, v = proj[:, :3 * inner].view(B, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
         o = lightning_decode(q, k, v, self.slopes, pool.states[self.layer], slots, silu=True)
-        return self.out_proj(gated_rms_norm(o.reshape(B, -1), self.output_gate(x), self.norm.weight, self.norm.eps))
+        return x, h, gated_norm_linear(o.view(B, inner), proj[:, 3 * inner:], self.norm.weight, self.norm.eps,
+                                       self.out_proj.weight)
 
 
 class SoftmaxAttention(nn.Module):
@@ -82,6 +90,7 @@ class SoftmaxAttention(nn.Module):
         self.k_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(config.hidden_size, self.kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.heads * self.head_dim, config.hidden_size, bias=False)
+        self._packed: dict[str, torch.Tensor] = {}
 
     def forward(self, x, cache: InferenceCache, rope):
         B, T, _ = x.shape
@@ -96,13 +105,15 @@ class SoftmaxAttention(nn.Module):
             attn_mask=cache.attention_mask(T), scale=self.head_dim ** -0.5, enable_gqa=True)
         return self.o_proj(o.transpose(1, 2).reshape(B, T, -1))
 
-    def decode(self, x, pool: DecodePool, slots, positions, rope):
-        """One token per row at positions [B] (the row's length so far): its k, v join the pool's cache."""
-        B = x.shape[0]
-        q = self.q_proj(x).view(B, self.heads, self.head_dim)
-        k = self.k_proj(x).view(B, self.kv_heads, self.head_dim)
-        v = self.v_proj(x).view(B, self.kv_heads, self.head_dim)
+    def decode(self, residual, branch, alpha, beta, norm: RMSNorm, pool: DecodePool, slots, positions):
+        """One token per row at positions [B] (the row's length so far), the layer's input norm fused
+        in front: returns (x, h, attention output [B, hidden]); its k, v join the pool's cache."""
+        B, (Hq, KVH, d) = residual.shape[0], (self.heads, self.kv_heads, self.head_dim)
+        qkv = packed_rows(self._packed, "qkv", [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
+        x, h, proj = add_norm_linear(residual, branch, alpha, beta, norm.weight, norm.eps, qkv)
+        q, k, v = proj[:, :Hq * d], proj[:, Hq * d:(Hq + KVH) * d], proj[:, (Hq + KVH) * d:]
         keys, values = pool.keys[self.layer], pool.values[self.layer]
-        q = rotary_append(q, k, v, *rope, keys, values, slots, positions)
+        q = rotary_append(q.view(B, Hq, d), k.view(B, KVH, d), v.view(B, KVH, d),
+                          inv_freq(self.rotary_dim, self.theta, residual.device), keys, values, slots, positions)
         o = decode_attention(q, keys, values, slots, positions + 1, self.head_dim ** -0.5)
-        return self.o_proj(o.reshape(B, -1))
+        return x, h, self.o_proj(o.reshape(B, -1))

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from m1bench.kernels.norm import add_rms_norm
+from m1bench.kernels.linear import add_norm_linear, add_norm_route
 from m1bench.model.cache import DecodePool, InferenceCache
 from m1bench.model.config import LIGHTNING, M1Config
 from m1bench.model.layers import LightningAttention, RMSNorm, SoftmaxAttention, rope_cos_sin
@@ -32,6 +32,16 @@ class DecoderLayer(nn.Module):
         h = self.post_attention_layernorm(x)
         residual = h if self.postnorm else x
         return residual * self.mlp_alpha + self.block_sparse_moe(h) * self.mlp_beta
+
+    def decode(self, residual, branch, alpha, beta, pool, slots, positions):
+        """`forward` for one token per row, its norms fused into the kernels after them: the layer's
+        input is residual * alpha + branch.sum(1) * beta (the previous layer's output, not yet
+        added), and so is its output (residual, MoE branch [B, k, hidden]) for the next layer."""
+        x, h, a = self.self_attn.decode(residual, branch, alpha, beta, self.input_layernorm, pool, slots, positions)
+        moe, norm = self.block_sparse_moe, self.post_attention_layernorm
+        x, h, weights, ids = add_norm_route(h if self.postnorm else x, a[:, None], self.attn_alpha, self.attn_beta,
+                                            norm.weight, norm.eps, moe.gate.weight, moe.top_k)
+        return (h if self.postnorm else x), moe.decode(h, weights, ids)
 
 
 class M1Model(nn.Module):
@@ -111,24 +121,19 @@ class M1ForCausalLM(nn.Module):
     def decode_step(self, tokens: torch.Tensor, pool: DecodePool, slots: torch.Tensor) -> torch.Tensor:
         """One token for each row: tokens [B] continue the sequences in pool slots `slots` [B].
         Returns logits [B, V] fp32. Device ops only, no host sync: a CUDA graph can capture it.
-        The same function as `forward` on those sequences; the residual adds are fused into the
-        RMSNorms that follow them (x = residual * alpha + branch * beta, then its norm)."""
+        The same function as `forward` on those sequences; each residual add and the RMSNorm after
+        it are fused into the projection that reads the norm (x = residual * alpha + branch * beta,
+        then its norm, then the product)."""
         positions = pool.lengths[slots].long()
-        rope = rope_cos_sin(positions, self.config.rotary_dim, self.config.rope_theta)
-        x = self.model.embed_tokens(tokens)
-        residual, branch, alpha, beta = x, None, 1.0, 1.0
+        residual, branch, alpha, beta = self.model.embed_tokens(tokens), None, 1.0, 1.0
         for layer in self.model.layers:
-            x, h = add_rms_norm(residual, branch, alpha, beta, layer.input_layernorm.weight, layer.input_layernorm.eps)
-            attn = layer.self_attn
-            a = attn.decode(h, pool, slots) if layer.is_lightning else attn.decode(h, pool, slots, positions, rope)
-            x, h = add_rms_norm(h if layer.postnorm else x, a[:, None], layer.attn_alpha, layer.attn_beta,
-                                layer.post_attention_layernorm.weight, layer.post_attention_layernorm.eps)
-            residual = h if layer.postnorm else x
-            branch = layer.block_sparse_moe.decode(h, *layer.block_sparse_moe.stacked_weights())
+            residual, branch = layer.decode(residual, branch, alpha, beta, pool, slots, positions)
             alpha, beta = layer.mlp_alpha, layer.mlp_beta
-        _, h = add_rms_norm(residual, branch, alpha, beta, self.model.norm.weight, self.model.norm.eps)
+        norm = self.model.norm
+        _, _, logits = add_norm_linear(residual, branch, alpha, beta, norm.weight, norm.eps, self.lm_head.weight,
+                                       out_dtype=torch.float32)
         pool.advance(slots, positions)
-        return self.lm_head(h).float()
+        return logits
 
     def num_parameters(self) -> dict[str, int]:
         """Total parameters and those active per token. Active excludes the unrouted experts, the embedding

@@ -2,10 +2,11 @@
 
 Two ways through the same function. `forward` loops over the experts that were chosen (a host sync
 per layer, data-dependent shapes): the plain form, differentiable, what prefill and training run.
-`decode` sorts the (token, slot) pairs by expert and runs every expert's rows at once over the
-experts' weights stacked [E, ...] (kernels/moe): fixed shapes and no host sync, so the decode
-step can be captured in a CUDA graph. The stacked weights are the experts' own storage (each
-expert's parameters are views into them), so they cost no memory and follow every in-place update.
+`decode` takes the routing from the decode step (fused with the norm before it, kernels/linear)
+and runs every expert's rows at once over the experts' weights stacked [E, ...] (kernels/moe):
+fixed shapes and no host sync, so the decode step can be captured in a CUDA graph. The stacked
+weights are the experts' own storage (model/packing.py), so they cost no memory and follow every
+in-place update.
 """
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,7 @@ from torch import nn
 
 from m1bench.kernels import moe as moe_kernels
 from m1bench.model.config import M1Config
+from m1bench.model.packing import packed_rows
 
 
 class Expert(nn.Module):
@@ -34,7 +36,7 @@ class SparseMoE(nn.Module):
         self.gate = nn.Linear(config.hidden_size, config.num_local_experts, bias=False)
         self.experts = nn.ModuleList(Expert(config.hidden_size, config.intermediate_size)
                                      for _ in range(config.num_local_experts))
-        self._stacked: tuple[torch.Tensor, torch.Tensor] | None = None  # (w13 [E, 2I, H], w2 [E, H, I])
+        self._packed: dict[str, torch.Tensor] = {}
 
     def route(self, x: torch.Tensor):
         """x [N, hidden] -> (weights [N, k] fp32, expert ids [N, k])."""
@@ -54,28 +56,15 @@ class SparseMoE(nn.Module):
         return out.view(shape)
 
     def stacked_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(w13 [E, 2I, H]: each expert's gate rows then up rows, w2 [E, H, I]). The experts' parameters
-        are made views into these (one copy, the first time, and again whenever something replaced
-        them, e.g. `.to()`), so the stacks always hold the current weights."""
-        w13, w2 = self._stacked or (None, None)
-        I = self.experts[0].w1.out_features
-        tied = w13 is not None and all(
-            e.w1.weight.data_ptr() == w13[i].data_ptr() and e.w3.weight.data_ptr() == w13[i, I:].data_ptr()
-            and e.w2.weight.data_ptr() == w2[i].data_ptr() for i, e in enumerate(self.experts))
-        if not tied:
-            # Ordinary tensors even when called under inference_mode: the parameters stay trainable.
-            with torch.inference_mode(False), torch.no_grad():
-                w13 = torch.stack([torch.cat([e.w1.weight, e.w3.weight]) for e in self.experts])
-                w2 = torch.stack([e.w2.weight for e in self.experts])
-                for i, e in enumerate(self.experts):
-                    e.w1.weight.data, e.w3.weight.data, e.w2.weight.data = w13[i, :I], w13[i, I:], w2[i]
-            self._stacked = (w13, w2)
-        return w13, w2
+        """(w13 [E, 2I, H]: each expert's gate rows then up rows, w2 [E, H, I]), the experts' own storage."""
+        E, (I, H) = len(self.experts), self.experts[0].w1.weight.shape
+        w13 = packed_rows(self._packed, "w13", [w for e in self.experts for w in (e.w1.weight, e.w3.weight)])
+        w2 = packed_rows(self._packed, "w2", [e.w2.weight for e in self.experts])
+        return w13.view(E, 2 * I, H), w2.view(E, H, I)
 
-    def decode(self, x: torch.Tensor, w13: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
-        """x [N, hidden] -> [N, k, hidden]: each chosen expert's output times its routing weight (the
-        caller sums over k). w13, w2 from `stacked_weights()` (fetched once per step by the caller)."""
-        weights, ids = moe_kernels.route(x, self.gate.weight, self.top_k)
+    def decode(self, x: torch.Tensor, weights: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """x [N, hidden] routed to experts `ids` [N, k] with `weights` [N, k] -> [N, k, hidden]: each
+        chosen expert's output times its routing weight (the caller sums over k)."""
         if self.recorder is not None:
             self.recorder.record(self.layer, ids.long(), weights)
-        return moe_kernels.experts(x, w13, w2, weights, ids)
+        return moe_kernels.experts(x, *self.stacked_weights(), weights, ids)

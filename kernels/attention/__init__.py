@@ -1,15 +1,16 @@
 """Softmax attention for the decode step over a KV-cache pool (reference.py defines it; Triton on CUDA)."""
 from m1bench.kernels.attention import reference
-from m1bench.kernels.attention.reference import apply_partial_rope, rope_cos_sin
+from m1bench.kernels.attention.reference import apply_partial_rope, inv_freq, rope_cos_sin
 from m1bench.kernels.dispatch import use_triton
 
 
-def rotary_append(q, k, v, cos, sin, k_cache, v_cache, slots, positions, impl: str = "auto"):
-    """RoPE on one new token per row, its k and v written into the cache at (slots, positions); returns rotated q."""
+def rotary_append(q, k, v, freqs, k_cache, v_cache, slots, positions, impl: str = "auto"):
+    """RoPE (frequencies `freqs` from `inv_freq`) on one new token per row, its k and v written into
+    the cache at (slots, positions); returns rotated q."""
     if use_triton(q, impl):
         from m1bench.kernels.attention.triton_decode import rotary_append as fused
-        return fused(q, k, v, cos, sin, k_cache, v_cache, slots, positions)
-    return reference.rotary_append(q, k, v, cos, sin, k_cache, v_cache, slots, positions)
+        return fused(q, k, v, freqs, k_cache, v_cache, slots, positions)
+    return reference.rotary_append(q, k, v, freqs, k_cache, v_cache, slots, positions)
 
 
 def decode_attention(q, k_cache, v_cache, slots, lengths, scale: float, impl: str = "auto", splits: int | None = None):
@@ -20,4 +21,4 @@ def decode_attention(q, k_cache, v_cache, slots, lengths, scale: float, impl: st
     return reference.decode_attention(q, k_cache, v_cache, slots, lengths, scale)
 
 
-__all__ = ["apply_partial_rope", "decode_attention", "rope_cos_sin", "rotary_append"]
+__all__ = ["apply_partial_rope", "decode_attention", "inv_freq", "rope_cos_sin", "rotary_append"]

@@ -3,15 +3,26 @@ against, and what runs on CPU.
 
 RoPE (neox layout on the first `rotary_dim` dims of each head, angles in float64) is the model's;
 the KV cache is a pool [P, capacity, kv_heads, d] whose row `slot` holds `length` tokens."""
+import functools
+
 import torch
 import torch.nn.functional as F
 
 
+@functools.lru_cache
+def inv_freq(rotary_dim: int, theta: float, device: torch.device) -> torch.Tensor:
+    """RoPE's frequencies [rotary_dim / 2] in float64 (made once per device: the decode step's
+    kernels take them as an input)."""
+    return 1.0 / theta ** (torch.arange(0, rotary_dim, 2, device=device, dtype=torch.float64) / rotary_dim)
+
+
 def rope_cos_sin(positions: torch.Tensor, rotary_dim: int, theta: float):
     """cos/sin [..., rotary_dim] for positions [...] (neox layout: the two halves repeat the same frequencies)."""
-    inv_freq = 1.0 / theta ** (torch.arange(0, rotary_dim, 2, device=positions.device, dtype=torch.float64) / rotary_dim)
-    freqs = positions.double()[..., None] * inv_freq
-    emb = torch.cat((freqs, freqs), dim=-1)
+    return _cos_sin(positions.double()[..., None] * inv_freq(rotary_dim, theta, positions.device))
+
+
+def _cos_sin(angles: torch.Tensor):
+    emb = torch.cat((angles, angles), dim=-1)
     return emb.cos().float(), emb.sin().float()
 
 
@@ -26,10 +37,11 @@ def apply_partial_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) ->
     return torch.cat(((rot * cos + rotated * sin).to(x.dtype), rest), dim=-1)
 
 
-def rotary_append(q, k, v, cos, sin, k_cache, v_cache, slots, positions):
-    """One new token per row: q [B, Hq, d], k, v [B, KVH, d], cos/sin [B, rotary_dim]. Writes the
-    rotated k and v into the caches at (slots, positions) and returns the rotated q."""
-    cos, sin = cos[:, None], sin[:, None]
+def rotary_append(q, k, v, freqs, k_cache, v_cache, slots, positions):
+    """One new token per row: q [B, Hq, d], k, v [B, KVH, d], RoPE frequencies `freqs` [rotary_dim/2]
+    (float64, `inv_freq`). Writes the rotated k and v into the caches at (slots, positions) and
+    returns the rotated q."""
+    cos, sin = (t[:, None] for t in _cos_sin(positions.double()[:, None] * freqs))
     q, k = apply_partial_rope(q[:, None], cos, sin)[:, 0], apply_partial_rope(k[:, None], cos, sin)[:, 0]
     k_cache[slots, positions] = k
     v_cache[slots, positions] = v

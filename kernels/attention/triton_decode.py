@@ -13,6 +13,7 @@ import torch
 import triton
 import triton.language as tl
 
+from m1bench.kernels.launch import pdl, wait_for_inputs
 from m1bench.kernels.lightning.chunk import INTERPRET
 
 
@@ -20,7 +21,9 @@ from m1bench.kernels.lightning.chunk import INTERPRET
 def _split_kernel(q, k_cache, v_cache, slots, lengths, o_part, lse_part, scale,
                   s_kp, s_kt, s_kh, s_vp, s_vt, s_vh,
                   KVH: tl.constexpr, G: tl.constexpr, BG: tl.constexpr, D: tl.constexpr,
-                  BN: tl.constexpr, SPLITS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr):
+                  BN: tl.constexpr, SPLITS: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+                  PDL: tl.constexpr):
+    wait_for_inputs(PDL)
     b = tl.program_id(0)
     h = tl.program_id(1)
     s = tl.program_id(2)
@@ -66,7 +69,9 @@ def _split_kernel(q, k_cache, v_cache, slots, lengths, o_part, lse_part, scale,
 
 
 @triton.jit
-def _combine_kernel(o_part, lse_part, o, D: tl.constexpr, SPLITS: tl.constexpr, BS: tl.constexpr):
+def _combine_kernel(o_part, lse_part, o, D: tl.constexpr, SPLITS: tl.constexpr, BS: tl.constexpr,
+                    PDL: tl.constexpr):
+    wait_for_inputs(PDL)
     row = tl.program_id(0).to(tl.int64)  # (sequence, query head)
     o_d = tl.arange(0, D)
     m_all = tl.full([BS], float("-inf"), tl.float32)
@@ -87,33 +92,34 @@ def _combine_kernel(o_part, lse_part, o, D: tl.constexpr, SPLITS: tl.constexpr, 
 
 
 @triton.jit
-def _rotary_append_kernel(q, k, v, cos, sin, q_out, k_cache, v_cache, slots, positions,
+def _rotary_append_kernel(q, k, v, freqs, q_out, k_cache, v_cache, slots, positions, s_q, s_k, s_v,
                           s_kp, s_kt, s_kh, s_vp, s_vt, s_vh,
-                          HQ: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr, RD: tl.constexpr):
+                          HQ: tl.constexpr, KVH: tl.constexpr, D: tl.constexpr, RD: tl.constexpr,
+                          PDL: tl.constexpr):
+    wait_for_inputs(PDL)
     b = tl.program_id(0)
     h = tl.program_id(1)  # 0..HQ-1: query heads; HQ..HQ+KVH-1: key heads (and their values)
     half: tl.constexpr = RD // 2
     o_h = tl.arange(0, half)
-    c_lo = tl.load(cos + b * RD + o_h)
-    c_hi = tl.load(cos + b * RD + half + o_h)
-    s_lo = tl.load(sin + b * RD + o_h)
-    s_hi = tl.load(sin + b * RD + half + o_h)
+    angles = tl.load(positions + b).to(tl.float64) * tl.load(freqs + o_h)  # float64, as the reference
+    c = tl.cos(angles).to(tl.float32)
+    s = tl.sin(angles).to(tl.float32)
     if h < HQ:
-        src = q + (b * HQ + h) * D
+        src = q + b * s_q + h * D
         dst = q_out + (b * HQ + h) * D
     else:
         slot = tl.load(slots + b).to(tl.int64)
         pos = tl.load(positions + b).to(tl.int64)
         kvh = h - HQ
-        src = k + (b * KVH + kvh) * D
+        src = k + b * s_k + kvh * D
         dst = k_cache + slot * s_kp + pos * s_kt + kvh * s_kh
         vd = tl.arange(0, D)
-        tl.store(v_cache + slot * s_vp + pos * s_vt + kvh * s_vh + vd, tl.load(v + (b * KVH + kvh) * D + vd))
+        tl.store(v_cache + slot * s_vp + pos * s_vt + kvh * s_vh + vd, tl.load(v + b * s_v + kvh * D + vd))
     lo = tl.load(src + o_h).to(tl.float32)
     hi = tl.load(src + half + o_h).to(tl.float32)
     dt = dst.dtype.element_ty
-    tl.store(dst + o_h, (lo * c_lo - hi * s_lo).to(dt))
-    tl.store(dst + half + o_h, (hi * c_hi + lo * s_hi).to(dt))
+    tl.store(dst + o_h, (lo * c - hi * s).to(dt))
+    tl.store(dst + half + o_h, (hi * c + lo * s).to(dt))
     if D > RD:  # the dims past rotary_dim pass unrotated
         o_r = RD + tl.arange(0, D - RD)
         tl.store(dst + o_r, tl.load(src + o_r))
@@ -144,21 +150,27 @@ def decode_attention(q, k_cache, v_cache, slots, lengths, scale: float, splits: 
         q, k_cache, v_cache, slots, lengths, o_part, lse_part, float(scale),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
         KVH=KVH, G=G, BG=max(16, triton.next_power_of_2(G)), D=D, BN=64, SPLITS=splits,
-        DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", num_warps=4, num_stages=3)
+        DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", num_warps=4, num_stages=3, **pdl(q.device))
     o = torch.empty_like(q)
-    _combine_kernel[(B * HQ,)](o_part, lse_part, o, D=D, SPLITS=splits, BS=min(32, splits), num_warps=4)
+    _combine_kernel[(B * HQ,)](o_part, lse_part, o, D=D, SPLITS=splits, BS=min(32, splits), num_warps=4,
+                               **pdl(q.device))
     return o
 
 
-def rotary_append(q, k, v, cos, sin, k_cache, v_cache, slots, positions):
+def rotary_append(q, k, v, freqs, k_cache, v_cache, slots, positions):
     B, HQ, D = q.shape
-    KVH, RD = k.shape[1], cos.shape[-1]
+    KVH, RD = k.shape[1], 2 * freqs.shape[0]
     if any(n & (n - 1) for n in (RD // 2, D - RD) if n):
         raise ValueError(f"the Triton RoPE kernel wants rotary_dim/2 and head_dim - rotary_dim powers of two; "
                          f"got rotary_dim={RD}, head_dim={D}")
-    q_out = torch.empty_like(q)
+    if freqs.dtype != torch.float64:
+        raise TypeError(f"RoPE frequencies must be float64 (the model's angles are); got {freqs.dtype}")
+    if any(t.stride(1) != D or t.stride(2) != 1 for t in (q, k, v)):
+        raise ValueError("q, k, v must hold each row's heads contiguously (views of a projection's rows are)")
+    q_out = torch.empty(B, HQ, D, device=q.device, dtype=q.dtype)
     _rotary_append_kernel[(B, HQ + KVH)](
-        q.contiguous(), k.contiguous(), v.contiguous(), cos.contiguous(), sin.contiguous(), q_out, k_cache, v_cache,
-        slots, positions, k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
-        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), HQ=HQ, KVH=KVH, D=D, RD=RD, num_warps=1)
+        q, k, v, freqs, q_out, k_cache, v_cache, slots, positions, q.stride(0), k.stride(0), v.stride(0),
+        k_cache.stride(0), k_cache.stride(1), k_cache.stride(2),
+        v_cache.stride(0), v_cache.stride(1), v_cache.stride(2), HQ=HQ, KVH=KVH, D=D, RD=RD, num_warps=1,
+        **pdl(q.device))
     return q_out

@@ -14,25 +14,32 @@ import torch
 import triton
 import triton.language as tl
 
+from m1bench.kernels.launch import pdl, wait_for_inputs
 from m1bench.kernels.lightning.chunk import DTYPES
 
 
 @triton.jit
 def _decode_kernel(q, k, v, o, slopes, state, slots, stride_b, stride_h,
                    H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr,
-                   BV: tl.constexpr, SILU: tl.constexpr):
+                   BV: tl.constexpr, SILU: tl.constexpr, PDL: tl.constexpr):
     NV: tl.constexpr = (V + BV - 1) // BV
     pid = tl.program_id(0)
     i_bh = pid // NV
     i_v = pid % NV
     i_b = i_bh // H
     i_h = i_bh % H
+    # The slots and this layer's state are not written by the kernel before this one in the step,
+    # so they are read before the wait: the state's DRAM round trip overlaps that kernel's tail.
     slot = tl.load(slots + i_b).to(tl.int64)
     s = tl.load(slopes + i_h).to(tl.float32)
     o_k = tl.arange(0, BK)
     o_v = i_v * BV + tl.arange(0, BV)
     m_k = o_k < K
     m_v = o_v < V
+    p_s = state + (slot * H + i_h) * K * V + o_k[:, None] * V + o_v[None, :]
+    m_s = (o_k < tl.where(slot >= 0, K, 0))[:, None] & m_v[None, :]  # a padding row touches no state
+    S = tl.load(p_s, mask=m_s, other=0.0) * tl.exp(-s)
+    wait_for_inputs(PDL)
     row = i_b.to(tl.int64) * stride_b + i_h * stride_h  # q, k, v may be views of one [B, H, 3d] buffer
     b_q = tl.load(q + row + o_k, mask=m_k, other=0.0).to(tl.float32)
     b_k = tl.load(k + row + o_k, mask=m_k, other=0.0).to(tl.float32)
@@ -41,9 +48,7 @@ def _decode_kernel(q, k, v, o, slopes, state, slots, stride_b, stride_h,
         b_q = (b_q * tl.sigmoid(b_q)).to(q.dtype.element_ty).to(tl.float32)
         b_k = (b_k * tl.sigmoid(b_k)).to(k.dtype.element_ty).to(tl.float32)
         b_v = (b_v * tl.sigmoid(b_v)).to(v.dtype.element_ty).to(tl.float32)
-    p_s = state + (slot * H + i_h) * K * V + o_k[:, None] * V + o_v[None, :]
-    m_s = (o_k < tl.where(slot >= 0, K, 0))[:, None] & m_v[None, :]  # a padding row touches no state
-    S = tl.load(p_s, mask=m_s, other=0.0) * tl.exp(-s) + b_k[:, None] * b_v[None, :]
+    S += b_k[:, None] * b_v[None, :]
     tl.store(p_s, S, mask=m_s)
     b_o = tl.where(slot >= 0, tl.sum(b_q[:, None] * S, axis=0), 0.0)
     tl.store(o + i_bh * V + o_v, b_o.to(o.dtype.element_ty), mask=m_v)
@@ -86,5 +91,6 @@ def lightning_decode(q, k, v, slopes, state, slots=None, block=None, silu: bool 
     BV, warps = block or decode_block(B * H, V)
     grid = (B * H * triton.cdiv(V, BV),)
     _decode_kernel[grid](q, k, v, o, slopes, state, slots.to(q.device), q.stride(0), q.stride(1),
-                         H=H, K=K, V=V, BK=triton.next_power_of_2(K), BV=BV, SILU=silu, num_warps=warps)
+                         H=H, K=K, V=V, BK=triton.next_power_of_2(K), BV=BV, SILU=silu, num_warps=warps,
+                         **pdl(q.device))
     return o

@@ -1,14 +1,7 @@
-"""The MoE of the decode step: routing and sorted-dispatch experts (reference.py defines them; Triton on CUDA)."""
+"""The MoE experts of the decode step, sorted-dispatch (reference.py defines them and the routing;
+Triton on CUDA, where the routing is fused with the norm before it: kernels/linear)."""
 from m1bench.kernels.dispatch import use_triton
 from m1bench.kernels.moe import reference
-
-
-def route(x, gate_weight, top_k: int, impl: str = "auto"):
-    """(weights [N, k] fp32, expert ids [N, k]) of the fp32 softmax router's renormalised top-k."""
-    if use_triton(x, impl):
-        from m1bench.kernels.moe.triton_moe import route as fused
-        return fused(x, gate_weight, top_k)
-    return reference.route(x, gate_weight, top_k)
 
 
 def experts(x, w13, w2, weights, ids, impl: str = "auto"):
@@ -19,4 +12,4 @@ def experts(x, w13, w2, weights, ids, impl: str = "auto"):
     return reference.experts(x, w13, w2, weights, ids)
 
 
-__all__ = ["experts", "route"]
+__all__ = ["experts"]

@@ -1,55 +1,28 @@
-"""The MoE of the decode step in Triton, four launches whatever the routing (no host sync, fixed
-grids, so the step can live in a CUDA graph):
+"""The MoE experts of the decode step in Triton, at most three launches whatever the routing (no
+host sync, fixed grids, so the step can live in a CUDA graph). The routing before them is fused
+with the norm that precedes it (kernels/linear).
 
-1. `_route_kernel`: fp32 router logits, softmax, top-k, renormalised weights (one program per token).
-2. `_align_kernel`: the (token, slot) pairs sorted by expert into blocks of BM rows, each block one
+1. `_align_kernel`: the (token, slot) pairs sorted by expert into blocks of BM rows, each block one
    expert's (a block's unused rows are -1), as fused-MoE kernels lay them out; grids are sized for
    the worst case, cdiv(pairs, BM) + min(experts, pairs) blocks, and unused blocks exit at once.
-3. `_gate_up_kernel`: per (block, column tile), SiLU(x W1ᵀ) * (x W3ᵀ) from one pass over x.
-4. `_down_kernel`: per (block, column tile), act W2ᵀ times the routing weight, written per pair.
+   A single token's pairs need no sorting (its k experts are distinct): each is a block of its
+   own, the align launch is skipped, and the expert kernels read the expert ids directly.
+2. `_gate_up_kernel`: per (block, column tile), SiLU(x W1ᵀ) * (x W3ᵀ) from one pass over x.
+3. `_down_kernel`: per (block, column tile), act W2ᵀ times the routing weight, written per pair.
 
 Only the experts that were chosen are read: the decode step's memory floor."""
 import torch
 import triton
 import triton.language as tl
 
+from m1bench.kernels.launch import pdl, wait_for_inputs
 from m1bench.kernels.lightning.chunk import INTERPRET
 
 
 @triton.jit
-def _route_kernel(x, w, weights, ids, H, E: tl.constexpr, BE: tl.constexpr, BH: tl.constexpr,
-                  TOP_K: tl.constexpr):
-    n = tl.program_id(0).to(tl.int64)
-    o_e = tl.arange(0, BE)
-    m_e = o_e < E
-    acc = tl.zeros([BE], tl.float32)
-    for h0 in range(0, H, BH):
-        o_h = h0 + tl.arange(0, BH)
-        m_h = o_h < H
-        xb = tl.load(x + n * H + o_h, mask=m_h, other=0.0).to(tl.float32)
-        wb = tl.load(w + o_e[:, None] * H + o_h[None, :], mask=m_e[:, None] & m_h[None, :], other=0.0).to(tl.float32)
-        acc += tl.sum(wb * xb[None, :], axis=1)
-    logits = tl.where(m_e, acc, float("-inf"))
-    p = tl.exp(logits - tl.max(logits, axis=0))
-    p = tl.where(m_e, p / tl.sum(p, axis=0), -1.0)
-    total = 0.0
-    left = p
-    for _ in tl.static_range(TOP_K):
-        top = tl.max(left, axis=0)
-        total += top
-        left = tl.where(o_e == tl.argmax(left, axis=0), -1.0, left)
-    left = p
-    for j in tl.static_range(TOP_K):
-        top = tl.max(left, axis=0)
-        i = tl.argmax(left, axis=0)
-        tl.store(weights + n * TOP_K + j, top / total)
-        tl.store(ids + n * TOP_K + j, i)
-        left = tl.where(o_e == i, -1.0, left)
-
-
-@triton.jit
 def _align_kernel(ids, pairs, block_expert, P, E: tl.constexpr, BP: tl.constexpr, BE: tl.constexpr,
-                  BM: tl.constexpr, NB: tl.constexpr, BB: tl.constexpr):
+                  BM: tl.constexpr, NB: tl.constexpr, BB: tl.constexpr, PDL: tl.constexpr):
+    wait_for_inputs(PDL)
     o_p = tl.arange(0, BP)
     m_p = o_p < P
     e = tl.load(ids + o_p, mask=m_p, other=BE)  # padding pairs belong to no expert
@@ -73,14 +46,26 @@ def _align_kernel(ids, pairs, block_expert, P, E: tl.constexpr, BP: tl.constexpr
 
 
 @triton.jit
+def _block(pairs, block_expert, BM: tl.constexpr, SORTED: tl.constexpr):
+    """(expert, its rows' pair indices, -1 for unused rows) of this program's block. Unsorted: block
+    b is pair b alone (row 0), and `block_expert` is the expert ids themselves."""
+    blk = tl.program_id(0)
+    o_m = tl.arange(0, BM)
+    e = tl.load(block_expert + blk).to(tl.int64)
+    if SORTED:
+        pair = tl.load(pairs + blk * BM + o_m)
+    else:
+        pair = tl.where(o_m == 0, blk, -1)
+    return blk, o_m, e, pair
+
+
+@triton.jit
 def _gate_up_kernel(x, w13, pairs, block_expert, act, H, I, s_we, s_wn,
                     TOP_K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                    DOT_F32: tl.constexpr, PREC: tl.constexpr):
-    blk = tl.program_id(0)
-    e = tl.load(block_expert + blk).to(tl.int64)
+                    DOT_F32: tl.constexpr, PREC: tl.constexpr, SORTED: tl.constexpr, PDL: tl.constexpr):
+    wait_for_inputs(PDL)
+    blk, o_m, e, pair = _block(pairs, block_expert, BM, SORTED)
     if e >= 0:  # else an unused block: nothing to do
-        o_m = tl.arange(0, BM)
-        pair = tl.load(pairs + blk * BM + o_m)
         valid = pair >= 0
         tok = tl.where(valid, pair // TOP_K, 0).to(tl.int64)
         o_n = tl.program_id(1) * BN + tl.arange(0, BN)
@@ -107,12 +92,11 @@ def _gate_up_kernel(x, w13, pairs, block_expert, act, H, I, s_we, s_wn,
 
 @triton.jit
 def _down_kernel(act, w2, pairs, block_expert, weights, y, H, I, s_we, s_wn,
-                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr):
-    blk = tl.program_id(0)
-    e = tl.load(block_expert + blk).to(tl.int64)
+                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+                 SORTED: tl.constexpr, PDL: tl.constexpr):
+    wait_for_inputs(PDL)
+    blk, o_m, e, pair = _block(pairs, block_expert, BM, SORTED)
     if e >= 0:  # else an unused block: nothing to do
-        o_m = tl.arange(0, BM)
-        pair = tl.load(pairs + blk * BM + o_m)
         valid = pair >= 0
         o_n = tl.program_id(1) * BN + tl.arange(0, BN)
         m_n = o_n < H
@@ -133,17 +117,7 @@ def _down_kernel(act, w2, pairs, block_expert, weights, y, H, I, s_we, s_wn,
                  mask=valid[:, None] & m_n[None, :])
 
 
-def route(x, gate_weight, top_k: int):
-    N, H = x.shape
-    E = gate_weight.shape[0]
-    weights = torch.empty(N, top_k, device=x.device, dtype=torch.float32)
-    ids = torch.empty(N, top_k, device=x.device, dtype=torch.int32)
-    _route_kernel[(N,)](x.contiguous(), gate_weight.contiguous(), weights, ids, H, E=E,
-                        BE=triton.next_power_of_2(E), BH=min(256, triton.next_power_of_2(H)), TOP_K=top_k, num_warps=4)
-    return weights, ids
-
-
-def _column_tile(blocks: int, N: int, sms: int = 132) -> int:
+def column_tile(blocks: int, N: int, sms: int = 132) -> int:
     """Narrow column tiles while few expert blocks are busy, so that the weights stream from many SMs."""
     for bn in (64, 32):
         if blocks * triton.cdiv(N, bn) >= 2 * sms:
@@ -156,22 +130,27 @@ def experts(x, w13, w2, weights, ids, block_m: int = 16):
     E, I = w13.shape[0], w2.shape[-1]
     top_k = ids.shape[1]
     P = N * top_k
-    NB = triton.cdiv(P, block_m) + min(E, P)
-    pairs = torch.empty(NB * block_m, device=x.device, dtype=torch.int32)
-    block_expert = torch.empty(NB, device=x.device, dtype=torch.int32)
-    _align_kernel[(1,)](ids.contiguous(), pairs, block_expert, P, E=E, BP=triton.next_power_of_2(P),
-                        BE=triton.next_power_of_2(E), BM=block_m, NB=NB, BB=triton.next_power_of_2(NB), num_warps=4)
+    launch = pdl(x.device)
+    ids = ids.to(torch.int32).contiguous()
+    if N == 1:
+        NB, pairs, block_expert = P, ids, ids.view(-1)  # pairs unread
+    else:
+        NB = triton.cdiv(P, block_m) + min(E, P)
+        pairs = torch.empty(NB * block_m, device=x.device, dtype=torch.int32)
+        block_expert = torch.empty(NB, device=x.device, dtype=torch.int32)
+        _align_kernel[(1,)](ids, pairs, block_expert, P, E=E, BP=triton.next_power_of_2(P),
+                            BE=triton.next_power_of_2(E), BM=block_m, NB=NB, BB=triton.next_power_of_2(NB),
+                            num_warps=4, **launch)
     dot_f32 = INTERPRET or x.dtype == torch.float32
-    prec = "ieee" if dot_f32 else "tf32"
+    common = dict(BM=block_m, BK=64, DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", SORTED=N > 1,
+                  num_warps=4, num_stages=3, **launch)
     busy = min(E, P)
     act = torch.empty(NB * block_m, I, device=x.device, dtype=x.dtype)
-    bn = _column_tile(busy, I)
+    bn = column_tile(busy, I)
     _gate_up_kernel[(NB, triton.cdiv(I, bn))](x.contiguous(), w13, pairs, block_expert, act, H, I,
-                                              w13.stride(0), w13.stride(1), TOP_K=top_k, BM=block_m, BN=bn, BK=64,
-                                              DOT_F32=dot_f32, PREC=prec, num_warps=4, num_stages=3)
+                                              w13.stride(0), w13.stride(1), TOP_K=top_k, BN=bn, **common)
     y = torch.empty(P, H, device=x.device, dtype=x.dtype)
-    bn = _column_tile(busy, H)
+    bn = column_tile(busy, H)
     _down_kernel[(NB, triton.cdiv(H, bn))](act, w2, pairs, block_expert, weights.contiguous(), y, H, I,
-                                           w2.stride(0), w2.stride(1), BM=block_m, BN=bn, BK=64,
-                                           DOT_F32=dot_f32, PREC=prec, num_warps=4, num_stages=3)
+                                           w2.stride(0), w2.stride(1), BN=bn, **common)
     return y.view(N, top_k, H)

@@ -1,23 +1,5 @@
-"""RMSNorm and its fused decode-step forms (reference.py defines them; Triton on CUDA)."""
-from m1bench.kernels.dispatch import use_triton
-from m1bench.kernels.norm import reference
-from m1bench.kernels.norm.reference import rms_norm
-
-
-def add_rms_norm(residual, y, alpha: float, beta: float, weight, eps: float, impl: str = "auto"):
-    """(x, rms_norm(x)) with x = residual * alpha + y.sum(1) * beta, or x = residual when y is None."""
-    if use_triton(residual, impl):
-        from m1bench.kernels.norm.triton_norm import add_rms_norm as fused
-        return fused(residual, y, alpha, beta, weight, eps)
-    return reference.add_rms_norm(residual, y, alpha, beta, weight, eps)
-
-
-def gated_rms_norm(o, gate, weight, eps: float, impl: str = "auto"):
-    """sigmoid(gate) * rms_norm(o)."""
-    if use_triton(o, impl):
-        from m1bench.kernels.norm.triton_norm import gated_rms_norm as fused
-        return fused(o, gate, weight, eps)
-    return reference.gated_rms_norm(o, gate, weight, eps)
-
+"""RMSNorm and the two fused forms the decode step uses, as PyTorch definitions (reference.py).
+On CUDA the decode step runs them fused into the projection after them (kernels/linear)."""
+from m1bench.kernels.norm.reference import add_rms_norm, gated_rms_norm, rms_norm
 
 __all__ = ["add_rms_norm", "gated_rms_norm", "rms_norm"]

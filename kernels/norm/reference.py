@@ -1,7 +1,7 @@
 """RMSNorm as M1 computes it (fp32 statistics, normalised value rounded to the input dtype, then
 scaled by the weight in that dtype), and the two fused forms the decode step uses. These are the
-definitions: the model's RMSNorm module calls `rms_norm`, and the Triton kernels are checked
-against all three."""
+definitions: the model's RMSNorm module calls `rms_norm`, and the decode step's Triton kernels
+(kernels/linear, which fuse these into the projection after them) are checked against them."""
 import torch
 
 

@@ -1,6 +1,7 @@
-"""The decode step's Triton kernels (fused norms, RoPE + cache append, split-KV attention, routing and
-sorted-dispatch experts), run by Triton's interpreter on CPU, against their PyTorch definitions and
-float64 oracles. Outputs are poisoned (NaN) so an element never written fails."""
+"""The decode step's Triton kernels (projections with their norm fused in front, the router fused
+with its norm, RoPE + cache append, split-KV attention, sorted-dispatch experts), run by Triton's
+interpreter on CPU, against their PyTorch definitions and float64 oracles. Outputs are poisoned
+(NaN) so an element never written fails."""
 import importlib
 import os
 
@@ -12,8 +13,8 @@ os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is imported (see
 triton = pytest.importorskip("triton")
 
 from m1bench.kernels.attention import reference as attn_ref  # noqa: E402
+from m1bench.kernels.linear import reference as linear_ref  # noqa: E402
 from m1bench.kernels.moe import reference as moe_ref  # noqa: E402
-from m1bench.kernels.norm import reference as norm_ref  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +22,10 @@ def tk():
     from triton.runtime.interpreter import InterpretedFunction
     if not isinstance(triton.language.standard.sum, InterpretedFunction):
         pytest.fail("triton was imported before TRITON_INTERPRET=1 was set; run pytest with TRITON_INTERPRET=1")
-    importlib.reload(importlib.import_module("m1bench.kernels.lightning.chunk"))
+    for n in ("lightning.chunk", "launch"):
+        importlib.reload(importlib.import_module(f"m1bench.kernels.{n}"))
     return {n: importlib.reload(importlib.import_module(f"m1bench.kernels.{n}"))
-            for n in ("norm.triton_norm", "attention.triton_decode", "moe.triton_moe")}
+            for n in ("moe.triton_moe", "linear.triton_linear", "attention.triton_decode")}
 
 
 @pytest.fixture
@@ -50,43 +52,96 @@ def gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
+def float64_norm_linear(x, w_norm, eps, weight, gate=None):
+    """RMSNorm (then the sigmoid gate) and the product, all in float64: no rounding at all."""
+    x = x.double()
+    h = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w_norm.double()
+    if gate is not None:
+        h = torch.sigmoid(gate.double()) * h
+    return h @ weight.double().T
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("ky", [None, 1, 2])
-def test_add_rms_norm(tk, poisoned, dtype, ky):
-    g = gen(ky or 0)
-    res = torch.randn(3, 96, generator=g).to(dtype)
-    y = None if ky is None else torch.randn(3, ky, 96, generator=g).to(dtype)
-    w = (1 + 0.1 * torch.randn(96, generator=g)).to(dtype)
-    x, h = tk["norm.triton_norm"].add_rms_norm(res, y, 3.5, 0.7, w, 1e-5)
-    xr, hr = norm_ref.add_rms_norm(res, y, 3.5, 0.7, w, 1e-5)
+@pytest.mark.parametrize("M", [1, 3, 20])  # 20 rows: two row blocks
+def test_add_norm_linear(tk, poisoned, dtype, ky, M):
+    D, N = 200, 72  # neither a multiple of the tiles
+    g = gen(M * 10 + (ky or 0))
+    res = torch.randn(M, D, generator=g).to(dtype)
+    y = None if ky is None else torch.randn(M, ky, D, generator=g).to(dtype)
+    w_norm = (1 + 0.1 * torch.randn(D, generator=g)).to(dtype)
+    weight = (torch.randn(N, D, generator=g) * D ** -0.5).to(dtype)
+    x, h, out = tk["linear.triton_linear"].add_norm_linear(res, y, 3.5, 0.7, w_norm, 1e-5, weight)
+    xr, hr, outr = linear_ref.add_norm_linear(res, y, 3.5, 0.7, w_norm, 1e-5, weight)
     tol = 1e-6 if dtype == torch.float32 else BF16_TOL
-    assert x.dtype == dtype and rel(x, xr) < tol and rel(h, hr) < tol
+    assert out.dtype == dtype and rel(x, xr) < tol and rel(h, hr) < tol and rel(out, outr) < tol
+    x64 = res.double() if y is None else res.double() * 3.5 + y.double().sum(1) * 0.7
+    assert rel(out, float64_norm_linear(x64, w_norm, 1e-5, weight)) < tol
     if ky is None:
         assert x is res
+    _, _, logits = tk["linear.triton_linear"].add_norm_linear(res, y, 3.5, 0.7, w_norm, 1e-5, weight,
+                                                              out_dtype=torch.float32)
+    assert logits.dtype == torch.float32 and torch.equal(logits, out.float())
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_gated_rms_norm(tk, poisoned, dtype):
+def test_gated_norm_linear_reads_the_gate_from_a_wider_projection(tk, poisoned, dtype):
+    M, D, N = 3, 64, 40
     g = gen(1)
-    o, gate = (torch.randn(2, 64, generator=g).to(dtype) for _ in range(2))
-    w = torch.randn(64, generator=g).to(dtype)
-    out = tk["norm.triton_norm"].gated_rms_norm(o, gate, w, 1e-6)
-    assert rel(out, norm_ref.gated_rms_norm(o, gate, w, 1e-6)) < (1e-6 if dtype == torch.float32 else BF16_TOL)
+    o = torch.randn(M, D, generator=g).to(dtype)
+    proj = torch.randn(M, 3 * D, generator=g).to(dtype)
+    gate = proj[:, 2 * D:]  # a strided view, as the lightning layer's gate is
+    w_norm, weight = torch.randn(D, generator=g).to(dtype), (torch.randn(N, D, generator=g) / 8).to(dtype)
+    out = tk["linear.triton_linear"].gated_norm_linear(o, gate, w_norm, 1e-6, weight)
+    tol = 1e-6 if dtype == torch.float32 else BF16_TOL
+    assert rel(out, linear_ref.gated_norm_linear(o, gate, w_norm, 1e-6, weight)) < tol
+    assert rel(out, float64_norm_linear(o, w_norm, 1e-6, weight, gate)) < tol
+
+
+@pytest.mark.parametrize("ky", [None, 2])
+def test_router_fused_with_its_norm_picks_the_references_top_k(tk, poisoned, ky):
+    M, D, E = 19, 40, 6
+    g = gen(3)
+    res = torch.randn(M, D, generator=g)
+    y = None if ky is None else torch.randn(M, ky, D, generator=g)
+    w_norm, gate = 1 + 0.1 * torch.randn(D, generator=g), torch.randn(E, D, generator=g)
+    x, h, weights, ids = tk["linear.triton_linear"].add_norm_route(res, y, 2.0, 0.5, w_norm, 1e-5, gate, 2)
+    xr, hr, want_w, want_ids = linear_ref.add_norm_route(res, y, 2.0, 0.5, w_norm, 1e-5, gate, 2)
+    assert rel(x, xr) < 1e-6 and rel(h, hr) < 1e-6
+    assert torch.equal(ids.long(), want_ids) and rel(weights, want_w) < 1e-6
 
 
 @pytest.mark.parametrize("rd", [8, 16])
 def test_rotary_append_writes_the_cache_and_rotates_q(tk, poisoned, rd):
     B, HQ, KVH, D, P, cap = 3, 4, 2, 16, 5, 9
     g = gen(rd)
-    q, k, v = torch.randn(B, HQ, D, generator=g), torch.randn(B, KVH, D, generator=g), torch.randn(B, KVH, D, generator=g)
+    proj = torch.randn(B, (HQ + 2 * KVH) * D, generator=g)  # q, k, v as views of one projection's rows
+    q = proj[:, :HQ * D].view(B, HQ, D)
+    k, v = proj[:, HQ * D:(HQ + KVH) * D].view(B, KVH, D), proj[:, (HQ + KVH) * D:].view(B, KVH, D)
     slots, positions = torch.tensor([4, 0, 2]), torch.tensor([0, 7, 3])
-    cos, sin = attn_ref.rope_cos_sin(positions, rd, 1e7)
+    freqs = attn_ref.inv_freq(rd, 1e7, q.device)
     kc, vc = (torch.randn(P, cap, KVH, D, generator=g) for _ in range(2))
     caches = [kc, vc, kc.clone(), vc.clone()]
-    want_q = attn_ref.rotary_append(q, k, v, cos, sin, caches[0], caches[1], slots, positions)
-    got_q = tk["attention.triton_decode"].rotary_append(q, k, v, cos, sin, caches[2], caches[3], slots, positions)
+    want_q = attn_ref.rotary_append(q, k, v, freqs, caches[0], caches[1], slots, positions)
+    got_q = tk["attention.triton_decode"].rotary_append(q, k, v, freqs, caches[2], caches[3], slots, positions)
     assert rel(got_q, want_q) < 1e-6
     assert torch.allclose(caches[2], caches[0], atol=1e-6) and torch.equal(caches[3], caches[1])
+    cos, sin = attn_ref.rope_cos_sin(positions[:, None], rd, 1e7)  # the forward pass's RoPE
+    assert torch.equal(want_q, attn_ref.apply_partial_rope(q[:, None], cos, sin)[:, 0])
+
+
+def test_rotary_angles_stay_exact_at_a_million_tokens(tk, poisoned):
+    """The angles are float64 in the kernel as in the reference: at position ~1M an fp32 angle would
+    be off by ~0.06 rad in the fastest frequency."""
+    B, HQ, D = 2, 1, 16
+    q = torch.randn(B, HQ, D, generator=gen(9))
+    k, v = q.clone(), q.clone()
+    slots, positions = torch.tensor([0, 1]), torch.tensor([1_048_575, 999_999])
+    freqs = attn_ref.inv_freq(D, 1e7, q.device)
+    caches = [torch.zeros(2, 1_048_576, 1, D) for _ in range(2)]
+    got = tk["attention.triton_decode"].rotary_append(q, k, v, freqs, *caches, slots, positions)
+    cos, sin = attn_ref.rope_cos_sin(positions[:, None], D, 1e7)
+    assert rel(got, attn_ref.apply_partial_rope(q[:, None], cos, sin)[:, 0]) < 1e-6
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -104,14 +159,6 @@ def test_split_kv_decode_attention_matches_float64(tk, poisoned, dtype, splits):
         for b, (s, n) in enumerate(zip(slots.tolist(), lengths.tolist()))])
     assert o.dtype == dtype and rel(o, want) < (1e-5 if dtype == torch.float32 else 1e-2)
     assert rel(attn_ref.decode_attention(q, kc, vc, slots, lengths, D ** -0.5), want) < (1e-5 if dtype == torch.float32 else 1e-2)
-
-
-def test_router_picks_the_references_top_k(tk, poisoned):
-    g = gen(3)
-    x, w = torch.randn(5, 40, generator=g), torch.randn(6, 40, generator=g)
-    weights, ids = tk["moe.triton_moe"].route(x, w, 2)
-    want_w, want_ids = moe_ref.route(x, w, 2)
-    assert torch.equal(ids.long(), want_ids) and rel(weights, want_w) < 1e-6
 
 
 def loop_experts(x, w13, w2, weights, ids):
