@@ -25,7 +25,7 @@ def tk():
     for n in ("lightning.chunk", "launch"):
         importlib.reload(importlib.import_module(f"m1bench.kernels.{n}"))
     return {n: importlib.reload(importlib.import_module(f"m1bench.kernels.{n}"))
-            for n in ("moe.triton_moe", "linear.triton_linear", "attention.triton_decode")}
+            for n in ("norm.triton_norm", "moe.triton_moe", "linear.triton_linear", "attention.triton_decode")}
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def float64_norm_linear(x, w_norm, eps, weight, gate=None):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("ky", [None, 1, 2])
-@pytest.mark.parametrize("M", [1, 3, 20])  # 20 rows: two row blocks
+@pytest.mark.parametrize("M", [1, 3, 20])  # 20 rows: past GEMV_ROWS, the norm kernel and a matrix product
 def test_add_norm_linear(tk, poisoned, dtype, ky, M):
     D, N = 200, 72  # neither a multiple of the tiles
     g = gen(M * 10 + (ky or 0))
@@ -85,8 +85,9 @@ def test_add_norm_linear(tk, poisoned, dtype, ky, M):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_gated_norm_linear_reads_the_gate_from_a_wider_projection(tk, poisoned, dtype):
-    M, D, N = 3, 64, 40
+@pytest.mark.parametrize("M", [3, 7])
+def test_gated_norm_linear_reads_the_gate_from_a_wider_projection(tk, poisoned, dtype, M):
+    D, N = 64, 40
     g = gen(1)
     o = torch.randn(M, D, generator=g).to(dtype)
     proj = torch.randn(M, 3 * D, generator=g).to(dtype)
@@ -99,8 +100,9 @@ def test_gated_norm_linear_reads_the_gate_from_a_wider_projection(tk, poisoned, 
 
 
 @pytest.mark.parametrize("ky", [None, 2])
-def test_router_fused_with_its_norm_picks_the_references_top_k(tk, poisoned, ky):
-    M, D, E = 19, 40, 6
+@pytest.mark.parametrize("M", [3, 19])  # fused; past GEMV_ROWS: norm kernel, then the routing kernel
+def test_router_fused_with_its_norm_picks_the_references_top_k(tk, poisoned, ky, M):
+    D, E = 40, 6
     g = gen(3)
     res = torch.randn(M, D, generator=g)
     y = None if ky is None else torch.randn(M, ky, D, generator=g)
