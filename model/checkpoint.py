@@ -135,7 +135,6 @@ def load_model(path, dtype: torch.dtype = torch.float32, device="cpu") -> M1ForC
     with torch.device("meta"):
         model = M1ForCausalLM(config).to(dtype)  # free on meta; to_empty then allocates once, in dtype
     model.to_empty(device=device)
-    model.init_buffers()
     params = dict(model.state_dict())
     loaded: set[str] = set()
     for shard in shard_files(directory):

@@ -5,7 +5,7 @@ from torch import nn
 
 from m1bench.kernels import lightning_attention, lightning_decode
 from m1bench.kernels.attention import apply_partial_rope, decode_attention, inv_freq, rope_cos_sin, rotary_append
-from m1bench.kernels.linear import add_norm_linear, gated_norm_linear
+from m1bench.kernels.linear import add_norm_linear, gated_norm_linear, linear
 from m1bench.kernels.norm import rms_norm
 from m1bench.model.cache import DecodePool, InferenceCache
 from m1bench.model.config import M1Config
@@ -41,14 +41,17 @@ class LightningAttention(nn.Module):
         self.output_gate = nn.Linear(config.hidden_size, inner, bias=False)
         self.out_proj = nn.Linear(inner, config.hidden_size, bias=False)
         self.norm = RMSNorm(inner, LIGHTNING_NORM_EPS)
-        self.register_buffer("slopes", torch.empty(self.heads, dtype=torch.float32), persistent=False)
         self._slope_values = config.lightning_slopes(layer)
+        self.register_buffer("slopes", torch.tensor(self._slope_values, dtype=torch.float32), persistent=False)
         self._packed: dict[str, torch.Tensor] = {}
-        self.init_buffers()
 
-    def init_buffers(self):
-        if self.slopes.device.type != "meta":
-            self.slopes.copy_(torch.tensor(self._slope_values, dtype=torch.float32))
+    def _apply(self, fn, recurse=True):
+        # Every move and cast (.to, .cuda, .bfloat16, to_empty) comes through here. The decay rates are
+        # made anew in fp32 on the new device: they stay fp32 whatever the weights' dtype, as MiniMax's
+        # code keeps them, and a model built on the meta device gets them with its first real storage.
+        super()._apply(fn, recurse)
+        self.slopes = torch.tensor(self._slope_values, dtype=torch.float32, device=self.slopes.device)
+        return self
 
     def forward(self, x, cache: InferenceCache, token_mask):
         B, T, _ = x.shape
@@ -116,4 +119,4 @@ class SoftmaxAttention(nn.Module):
         q = rotary_append(q.view(B, Hq, d), k.view(B, KVH, d), v.view(B, KVH, d),
                           inv_freq(self.rotary_dim, self.theta, residual.device), keys, values, slots, positions)
         o = decode_attention(q, keys, values, slots, positions + 1, self.head_dim ** -0.5)
-        return x, h, self.o_proj(o.reshape(B, -1))
+        return x, h, linear(o.view(B, -1), self.o_proj.weight)

@@ -67,12 +67,6 @@ class M1ForCausalLM(nn.Module):
     def device(self) -> torch.device:
         return self.lm_head.weight.device
 
-    def init_buffers(self):
-        """Recompute non-persistent buffers (decay slopes) after meta-device init + `to_empty`."""
-        for layer in self.model.layers:
-            if layer.is_lightning:
-                layer.self_attn.init_buffers()
-
     def routing_recorder(self) -> RoutingRecorder:
         c = self.config
         return RoutingRecorder(c.num_hidden_layers, c.num_local_experts, c.num_experts_per_tok)
@@ -124,7 +118,7 @@ class M1ForCausalLM(nn.Module):
         The same function as `forward` on those sequences; each residual add and the RMSNorm after
         it are fused into the projection that reads the norm (x = residual * alpha + branch * beta,
         then its norm, then the product)."""
-        positions = pool.lengths[slots].long()
+        positions = pool.lengths[slots]
         residual, branch, alpha, beta = self.model.embed_tokens(tokens), None, 1.0, 1.0
         for layer in self.model.layers:
             residual, branch = layer.decode(residual, branch, alpha, beta, pool, slots, positions)

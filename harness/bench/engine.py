@@ -105,7 +105,6 @@ def random_model(config: M1Config, seed: int) -> M1ForCausalLM:
     with torch.device("meta"):
         model = M1ForCausalLM(config).to(torch.bfloat16)
     model.to_empty(device="cuda")
-    model.init_buffers()
     g = torch.Generator(device="cuda").manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -6,7 +6,8 @@ count lengths[b]), and the grid depends only on the batch size, so one CUDA grap
 context length. Each program owns (sequence, kv head, split): it reads its span of keys and values
 once for all the query heads that share the kv head (GQA), keeping a running max and sum, and
 writes a partial output and log-sum-exp; `_combine_kernel` merges the splits. A sequence's keys
-are cut into `splits` spans of whole blocks, so short contexts leave the later splits empty."""
+are cut into `splits` spans of whole blocks, so short contexts leave the later splits empty (and
+the merge reads only the splits that hold keys)."""
 import functools
 
 import torch
@@ -69,21 +70,23 @@ def _split_kernel(q, k_cache, v_cache, slots, lengths, o_part, lse_part, scale,
 
 
 @triton.jit
-def _combine_kernel(o_part, lse_part, o, D: tl.constexpr, SPLITS: tl.constexpr, BS: tl.constexpr,
-                    PDL: tl.constexpr):
+def _combine_kernel(o_part, lse_part, o, lengths, HQ: tl.constexpr, D: tl.constexpr, BN: tl.constexpr,
+                    SPLITS: tl.constexpr, BS: tl.constexpr, PDL: tl.constexpr):
     wait_for_inputs(PDL)
     row = tl.program_id(0).to(tl.int64)  # (sequence, query head)
+    n = tl.load(lengths + row // HQ)
+    used = tl.cdiv(n, tl.maximum(tl.cdiv(tl.cdiv(n, SPLITS), BN) * BN, BN))  # splits with keys, cut as _split_kernel cuts
     o_d = tl.arange(0, D)
     m_all = tl.full([BS], float("-inf"), tl.float32)
-    for s0 in range(0, SPLITS, BS):
+    for s0 in range(0, used, BS):
         o_s = s0 + tl.arange(0, BS)
-        m_all = tl.maximum(m_all, tl.load(lse_part + row * SPLITS + o_s, mask=o_s < SPLITS, other=float("-inf")))
+        m_all = tl.maximum(m_all, tl.load(lse_part + row * SPLITS + o_s, mask=o_s < used, other=float("-inf")))
     top = tl.max(m_all, axis=0)  # split 0 always holds keys, so this is finite
     num = tl.zeros([D], tl.float32)
     den = 0.0
-    for s0 in range(0, SPLITS, BS):
+    for s0 in range(0, used, BS):
         o_s = s0 + tl.arange(0, BS)
-        m_s = o_s < SPLITS
+        m_s = o_s < used
         w = tl.exp(tl.load(lse_part + row * SPLITS + o_s, mask=m_s, other=float("-inf")) - top)
         part = tl.load(o_part + (row * SPLITS + o_s[:, None]) * D + o_d[None, :], mask=m_s[:, None], other=0.0)
         num += tl.sum(part * w[:, None], axis=0)
@@ -125,6 +128,9 @@ def _rotary_append_kernel(q, k, v, freqs, q_out, k_cache, v_cache, slots, positi
         tl.store(dst + o_r, tl.load(src + o_r))
 
 
+BLOCK_N = 64  # keys per block; a split is a whole number of blocks
+
+
 @functools.lru_cache
 def _sms(device) -> int:
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 132
@@ -149,11 +155,11 @@ def decode_attention(q, k_cache, v_cache, slots, lengths, scale: float, splits: 
     _split_kernel[(B, KVH, splits)](
         q, k_cache, v_cache, slots, lengths, o_part, lse_part, float(scale),
         k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
-        KVH=KVH, G=G, BG=max(16, triton.next_power_of_2(G)), D=D, BN=64, SPLITS=splits,
+        KVH=KVH, G=G, BG=max(16, triton.next_power_of_2(G)), D=D, BN=BLOCK_N, SPLITS=splits,
         DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", num_warps=4, num_stages=3, **pdl(q.device))
     o = torch.empty_like(q)
-    _combine_kernel[(B * HQ,)](o_part, lse_part, o, D=D, SPLITS=splits, BS=min(32, splits), num_warps=4,
-                               **pdl(q.device))
+    _combine_kernel[(B * HQ,)](o_part, lse_part, o, lengths, HQ=HQ, D=D, BN=BLOCK_N, SPLITS=splits, BS=min(32, splits),
+                               num_warps=4, **pdl(q.device))
     return o
 
 

@@ -11,6 +11,11 @@ def _pick(name: str, x, impl: str):
     return getattr(reference, name)
 
 
+def linear(x, weight, impl: str = "auto"):
+    """x Wᵀ, for the decode step's few rows (a matrix-vector kernel on CUDA)."""
+    return _pick("linear", x, impl)(x, weight)
+
+
 def add_norm_linear(residual, y, alpha: float, beta: float, norm_weight, eps: float, weight, out_dtype=None,
                     impl: str = "auto"):
     """(x, h, h Wᵀ) with x, h = add_rms_norm(residual, y, alpha, beta, norm_weight, eps); the product
@@ -29,4 +34,4 @@ def add_norm_route(residual, y, alpha: float, beta: float, norm_weight, eps: flo
     return _pick("add_norm_route", residual, impl)(residual, y, alpha, beta, norm_weight, eps, gate_weight, top_k)
 
 
-__all__ = ["add_norm_linear", "add_norm_route", "gated_norm_linear"]
+__all__ = ["add_norm_linear", "add_norm_route", "gated_norm_linear", "linear"]

@@ -7,6 +7,11 @@ from m1bench.kernels.moe.reference import route
 from m1bench.kernels.norm.reference import add_rms_norm, gated_rms_norm
 
 
+def linear(x, weight):
+    """x Wᵀ (the unnormalised projections: a softmax layer's o_proj)."""
+    return F.linear(x, weight)
+
+
 def add_norm_linear(residual, y, alpha: float, beta: float, norm_weight, eps: float, weight, out_dtype=None):
     """(x, h, out): x, h = add_rms_norm(...), out = h Wᵀ (in `out_dtype` after rounding to h's dtype)."""
     x, h = add_rms_norm(residual, y, alpha, beta, norm_weight, eps)

@@ -8,8 +8,8 @@ registers and reduces. The programs of column tile 0 also write the norm's outpu
 layers that need them later. Rounding follows the unfused ops (kernels/norm/reference.py): every
 intermediate they round to the input dtype is rounded here too.
 
-Prologues: `add` (x = residual * alpha + (sum of a branch's k parts) * beta, then RMSNorm) and
-`gated` (sigmoid(gate) * RMSNorm(o), the lightning output). Epilogues: the product rounded to the
+Prologues: `add` (x = residual * alpha + (sum of a branch's k parts) * beta, then RMSNorm),
+`gated` (sigmoid(gate) * RMSNorm(o), the lightning output), or none (a plain projection). Epilogues: the product rounded to the
 input dtype, or the MoE router (fp32 logits, softmax, renormalised top-k: every expert in one
 program). Past GEMV_ROWS rows a matrix product's reuse of the weights wins: the norm kernels of
 kernels/norm, then cuBLAS (or the routing kernel)."""
@@ -32,7 +32,7 @@ def _round(x, dtype: tl.constexpr):
 
 @triton.jit
 def _norm_gemv_kernel(res, y, gate, nw, w, x_out, h_out, out, route_w, route_ids, alpha, beta, eps, D, N,
-                      s_r, s_g, GATED: tl.constexpr, KY: tl.constexpr, HAS_Y: tl.constexpr,
+                      s_r, s_g, NORM: tl.constexpr, GATED: tl.constexpr, KY: tl.constexpr, HAS_Y: tl.constexpr,
                       STORE_XH: tl.constexpr, ROUTE: tl.constexpr, TOP_K: tl.constexpr,
                       BN: tl.constexpr, BD: tl.constexpr, PDL: tl.constexpr):
     pid_n = tl.program_id(0)
@@ -52,8 +52,11 @@ def _norm_gemv_kernel(res, y, gate, nw, w, x_out, h_out, out, route_w, route_ids
         for j in tl.static_range(1, KY):
             s = _round(s + tl.load(p_y + j * D, mask=m_d, other=0.0).to(tl.float32), dt)
         x = _round(_round(x * alpha, dt) + _round(s * beta, dt), dt)
-    inv = tl.rsqrt(tl.sum(x * x, axis=0) / D + eps)
-    h = _round(_round(x * inv, dt) * norm_w, dt)
+    if NORM:
+        inv = tl.rsqrt(tl.sum(x * x, axis=0) / D + eps)
+        h = _round(_round(x * inv, dt) * norm_w, dt)
+    else:
+        h = x
     if GATED:
         g = tl.load(gate + row * s_g + o_d, mask=m_d, other=0.0).to(tl.float32)
         h = _round(_round(tl.sigmoid(g), dt) * h, dt)
@@ -81,7 +84,7 @@ def _norm_gemv_kernel(res, y, gate, nw, w, x_out, h_out, out, route_w, route_ids
         tl.store(out + row * N + o_n, acc.to(dt).to(out.dtype.element_ty), mask=m_n)
 
 
-def _gemv(src, N, weight, norm_weight, eps, *, y=None, gate=None, alpha=1.0, beta=1.0, store_xh=False,
+def _gemv(src, N, weight, norm_weight=None, eps=0.0, *, y=None, gate=None, alpha=1.0, beta=1.0, store_xh=False,
           out_dtype=None, top_k=0):
     M, D = src.shape[0], weight.shape[1]
     if src.stride(-1) != 1 or (gate is not None and gate.stride(-1) != 1):
@@ -96,12 +99,19 @@ def _gemv(src, N, weight, norm_weight, eps, *, y=None, gate=None, alpha=1.0, bet
         out = rw = ids = torch.empty(M, N, device=src.device, dtype=out_dtype or src.dtype)
         BN, BD, warps = gemv_tile(D)
     _norm_gemv_kernel[(triton.cdiv(N, BN), M)](
-        src, src if y is None else y.contiguous(), src if gate is None else gate, norm_weight, weight.contiguous(),
+        src, src if y is None else y.contiguous(), src if gate is None else gate,
+        src if norm_weight is None else norm_weight, weight.contiguous(),
         x, h, out, rw, ids, float(alpha), float(beta), float(eps), D, N, src.stride(0),
-        0 if gate is None else gate.stride(0), GATED=gate is not None, KY=1 if y is None else y.shape[1],
+        0 if gate is None else gate.stride(0), NORM=norm_weight is not None, GATED=gate is not None, KY=1 if y is None else y.shape[1],
         HAS_Y=y is not None, STORE_XH=store_xh, ROUTE=top_k > 0, TOP_K=max(top_k, 1), BN=BN, BD=BD,
         num_warps=warps, **pdl(src.device))
     return x, h, (rw, ids) if top_k else out
+
+
+def linear(x, weight):
+    if x.shape[0] > GEMV_ROWS:
+        return F.linear(x, weight)
+    return _gemv(x, weight.shape[0], weight)[2]
 
 
 def add_norm_linear(residual, y, alpha, beta, norm_weight, eps, weight, out_dtype=None):

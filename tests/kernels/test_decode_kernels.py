@@ -84,6 +84,14 @@ def test_add_norm_linear(tk, poisoned, dtype, ky, M):
     assert logits.dtype == torch.float32 and torch.equal(logits, out.float())
 
 
+@pytest.mark.parametrize("M", [1, 6])
+def test_plain_linear(tk, poisoned, M):
+    g = gen(M)
+    x, weight = torch.randn(M, 96, generator=g), torch.randn(50, 96, generator=g)
+    out = tk["linear.triton_linear"].linear(x, weight)
+    assert rel(out, x.double() @ weight.double().T) < 1e-6
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("M", [3, 7])
 def test_gated_norm_linear_reads_the_gate_from_a_wider_projection(tk, poisoned, dtype, M):
@@ -147,7 +155,7 @@ def test_rotary_angles_stay_exact_at_a_million_tokens(tk, poisoned):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("splits", [1, 4])
+@pytest.mark.parametrize("splits", [1, 4, 64])  # 64: the merge loops over fewer splits than there are
 def test_split_kv_decode_attention_matches_float64(tk, poisoned, dtype, splits):
     B, HQ, KVH, D, P, cap = 3, 8, 2, 32, 4, 200
     g = gen(splits)

@@ -128,3 +128,19 @@ def test_unpadded_lazy_causal_mask_equals_the_explicit_mask(tiny):
             torch.testing.assert_close(model(ids[:, a:b], lazy), model(ids[:, a:b], explicit, attention_mask=ones[:, a:b]),
                                        atol=1e-5, rtol=1e-5)
     assert lazy.attention_mask(1) is None
+
+
+def test_decay_slopes_stay_float32_whatever_the_weights_dtype(tiny):
+    """MiniMax's code keeps the lightning decay rates in fp32; a bf16 model must not round them (bf16
+    slopes would move exp(-s t) by several percent at long t). Built on meta and allocated with
+    `to_empty`, a model gets them too."""
+    model, _ = tiny
+    from m1bench.model.m1 import M1ForCausalLM
+    want = {i: torch.tensor(model.config.lightning_slopes(i)) for i in model.config.lightning_layers}
+    with torch.device("meta"):
+        empty = M1ForCausalLM(model.config).to(torch.bfloat16)
+    empty.to_empty(device="cpu")
+    for m in (load_model(model.config.source.rsplit("/", 1)[0], dtype=torch.bfloat16), empty):
+        for i, slopes in want.items():
+            got = m.model.layers[i].self_attn.slopes
+            assert got.dtype == torch.float32 and torch.equal(got, slopes)
