@@ -2,6 +2,8 @@
 cache of every softmax layer, plus which cached positions are real tokens (left padding) and their
 positions; what a forward (prefill, training, the reference decode loop) reads and extends.
 `DecodePool`: the same state for many sequences in fixed slots, what the decode step runs on."""
+from typing import NamedTuple
+
 import torch
 from torch.nn.attention.bias import causal_lower_right
 
@@ -132,8 +134,19 @@ class DecodePool:
         new.host_lengths = list(self.host_lengths)
         return new
 
-    def advance(self, slots: torch.Tensor, positions: torch.Tensor) -> None:
-        """After a step that wrote each row's token at `positions`: lengths of `slots` become positions + 1.
-        Device ops only (inside the CUDA graph)."""
-        self.lengths.index_put_((slots,), (positions + 1).to(self.lengths.dtype))
+    def rows(self, slots: torch.Tensor) -> "StepRows":
+        """The rows of a decode step over `slots` [B]: where each new token goes and how many keys
+        each row has with it. Device ops only (inside the CUDA graph)."""
+        positions = self.lengths[slots]
+        return StepRows(slots, positions, positions + 1)
+
+    def advance(self, rows: "StepRows") -> None:
+        """After the step over `rows` wrote each row's token: their lengths grow by one. Device ops only."""
+        self.lengths.index_put_((rows.slots,), rows.lengths)
         self.lengths[self.scratch:].zero_()  # a kernel, not a host-to-device copy of a 0 (capture forbids it)
+
+
+class StepRows(NamedTuple):
+    slots: torch.Tensor  # [B] pool slot of each row
+    positions: torch.Tensor  # [B] int32: the new token's position (the row's length before it)
+    lengths: torch.Tensor  # [B] int32: positions + 1, the keys each row attends to

@@ -7,7 +7,7 @@ from m1bench.kernels import lightning_attention, lightning_decode
 from m1bench.kernels.attention import apply_partial_rope, decode_attention, inv_freq, rope_cos_sin, rotary_append
 from m1bench.kernels.linear import add_norm_linear, gated_norm_linear, linear
 from m1bench.kernels.norm import rms_norm
-from m1bench.model.cache import DecodePool, InferenceCache
+from m1bench.model.cache import DecodePool, InferenceCache, StepRows
 from m1bench.model.config import M1Config
 from m1bench.model.packing import packed_rows
 
@@ -67,16 +67,16 @@ class LightningAttention(nn.Module):
         o = self.norm(o.reshape(B, T, -1))
         return self.out_proj(torch.sigmoid(self.output_gate(x)) * o)
 
-    def decode(self, residual, branch, alpha, beta, norm: RMSNorm, pool: DecodePool, slots, positions):
+    def decode(self, residual, branch, alpha, beta, norm: RMSNorm, pool: DecodePool, rows: StepRows):
         """One token per row, the layer's input norm fused into its first projection (x = residual *
         alpha + branch * beta, h = norm(x)): returns (x, h, attention output [B, hidden]); the state
-        of row b is pool slot slots[b]."""
+        of row b is pool slot rows.slots[b]."""
         B = residual.shape[0]
         inner = self.heads * self.head_dim
         qkvg = packed_rows(self._packed, "qkvg", [self.qkv_proj.weight, self.output_gate.weight])
         x, h, proj = add_norm_linear(residual, branch, alpha, beta, norm.weight, norm.eps, qkvg)
         q, k, v = proj[:, :3 * inner].view(B, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
-        o = lightning_decode(q, k, v, self.slopes, pool.states[self.layer], slots, silu=True)
+        o = lightning_decode(q, k, v, self.slopes, pool.states[self.layer], rows.slots, silu=True)
         return x, h, gated_norm_linear(o.view(B, inner), proj[:, 3 * inner:], self.norm.weight, self.norm.eps,
                                        self.out_proj.weight)
 
@@ -108,8 +108,8 @@ class SoftmaxAttention(nn.Module):
             attn_mask=cache.attention_mask(T), scale=self.head_dim ** -0.5, enable_gqa=True)
         return self.o_proj(o.transpose(1, 2).reshape(B, T, -1))
 
-    def decode(self, residual, branch, alpha, beta, norm: RMSNorm, pool: DecodePool, slots, positions):
-        """One token per row at positions [B] (the row's length so far), the layer's input norm fused
+    def decode(self, residual, branch, alpha, beta, norm: RMSNorm, pool: DecodePool, rows: StepRows):
+        """One token per row at rows.positions (the row's length so far), the layer's input norm fused
         in front: returns (x, h, attention output [B, hidden]); its k, v join the pool's cache."""
         B, (Hq, KVH, d) = residual.shape[0], (self.heads, self.kv_heads, self.head_dim)
         qkv = packed_rows(self._packed, "qkv", [self.q_proj.weight, self.k_proj.weight, self.v_proj.weight])
@@ -117,6 +117,7 @@ class SoftmaxAttention(nn.Module):
         q, k, v = proj[:, :Hq * d], proj[:, Hq * d:(Hq + KVH) * d], proj[:, (Hq + KVH) * d:]
         keys, values = pool.keys[self.layer], pool.values[self.layer]
         q = rotary_append(q.view(B, Hq, d), k.view(B, KVH, d), v.view(B, KVH, d),
-                          inv_freq(self.rotary_dim, self.theta, residual.device), keys, values, slots, positions)
-        o = decode_attention(q, keys, values, slots, positions + 1, self.head_dim ** -0.5)
+                          inv_freq(self.rotary_dim, self.theta, residual.device), keys, values, rows.slots,
+                          rows.positions)
+        o = decode_attention(q, keys, values, rows.slots, rows.lengths, self.head_dim ** -0.5)
         return x, h, linear(o.view(B, -1), self.o_proj.weight)

@@ -33,11 +33,11 @@ class DecoderLayer(nn.Module):
         residual = h if self.postnorm else x
         return residual * self.mlp_alpha + self.block_sparse_moe(h) * self.mlp_beta
 
-    def decode(self, residual, branch, alpha, beta, pool, slots, positions):
+    def decode(self, residual, branch, alpha, beta, pool, rows):
         """`forward` for one token per row, its norms fused into the kernels after them: the layer's
         input is residual * alpha + branch.sum(1) * beta (the previous layer's output, not yet
         added), and so is its output (residual, MoE branch [B, k, hidden]) for the next layer."""
-        x, h, a = self.self_attn.decode(residual, branch, alpha, beta, self.input_layernorm, pool, slots, positions)
+        x, h, a = self.self_attn.decode(residual, branch, alpha, beta, self.input_layernorm, pool, rows)
         moe, norm = self.block_sparse_moe, self.post_attention_layernorm
         x, h, weights, ids = add_norm_route(h if self.postnorm else x, a[:, None], self.attn_alpha, self.attn_beta,
                                             norm.weight, norm.eps, moe.gate.weight, moe.top_k)
@@ -118,15 +118,15 @@ class M1ForCausalLM(nn.Module):
         The same function as `forward` on those sequences; each residual add and the RMSNorm after
         it are fused into the projection that reads the norm (x = residual * alpha + branch * beta,
         then its norm, then the product)."""
-        positions = pool.lengths[slots]
+        rows = pool.rows(slots)
         residual, branch, alpha, beta = self.model.embed_tokens(tokens), None, 1.0, 1.0
         for layer in self.model.layers:
-            residual, branch = layer.decode(residual, branch, alpha, beta, pool, slots, positions)
+            residual, branch = layer.decode(residual, branch, alpha, beta, pool, rows)
             alpha, beta = layer.mlp_alpha, layer.mlp_beta
         norm = self.model.norm
         _, _, logits = add_norm_linear(residual, branch, alpha, beta, norm.weight, norm.eps, self.lm_head.weight,
                                        out_dtype=torch.float32)
-        pool.advance(slots, positions)
+        pool.advance(rows)
         return logits
 
     def num_parameters(self) -> dict[str, int]:

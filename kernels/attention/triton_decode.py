@@ -17,6 +17,16 @@ import triton.language as tl
 from m1bench.kernels.launch import pdl, wait_for_inputs
 from m1bench.kernels.lightning.chunk import INTERPRET
 
+BLOCK_N = 64  # keys per block; a split is a whole number of blocks
+MIN_BLOCKS = tl.constexpr(4)
+
+
+@triton.jit
+def _span(n, SPLITS: tl.constexpr, BN: tl.constexpr):
+    """Keys per split: whole blocks, at least MIN_BLOCKS of them (short contexts use fewer splits,
+    each with enough keys in flight, and the merge reads fewer partials)."""
+    return tl.maximum(tl.cdiv(tl.cdiv(n, SPLITS), BN), MIN_BLOCKS) * BN
+
 
 @triton.jit
 def _split_kernel(q, k_cache, v_cache, slots, lengths, o_part, lse_part, scale,
@@ -30,7 +40,7 @@ def _split_kernel(q, k_cache, v_cache, slots, lengths, o_part, lse_part, scale,
     s = tl.program_id(2)
     slot = tl.load(slots + b).to(tl.int64)
     n = tl.load(lengths + b)
-    span = tl.cdiv(tl.cdiv(n, SPLITS), BN) * BN
+    span = _span(n, SPLITS, BN)
     lo = s * span
     hi = tl.minimum(lo + span, n)
     o_g = tl.arange(0, BG)
@@ -75,7 +85,7 @@ def _combine_kernel(o_part, lse_part, o, lengths, HQ: tl.constexpr, D: tl.conste
     wait_for_inputs(PDL)
     row = tl.program_id(0).to(tl.int64)  # (sequence, query head)
     n = tl.load(lengths + row // HQ)
-    used = tl.cdiv(n, tl.maximum(tl.cdiv(tl.cdiv(n, SPLITS), BN) * BN, BN))  # splits with keys, cut as _split_kernel cuts
+    used = tl.cdiv(n, _span(n, SPLITS, BN))  # the splits that hold keys
     o_d = tl.arange(0, D)
     m_all = tl.full([BS], float("-inf"), tl.float32)
     for s0 in range(0, used, BS):
@@ -128,7 +138,6 @@ def _rotary_append_kernel(q, k, v, freqs, q_out, k_cache, v_cache, slots, positi
         tl.store(dst + o_r, tl.load(src + o_r))
 
 
-BLOCK_N = 64  # keys per block; a split is a whole number of blocks
 
 
 @functools.lru_cache

@@ -157,11 +157,11 @@ def test_rotary_angles_stay_exact_at_a_million_tokens(tk, poisoned):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("splits", [1, 4, 64])  # 64: the merge loops over fewer splits than there are
 def test_split_kv_decode_attention_matches_float64(tk, poisoned, dtype, splits):
-    B, HQ, KVH, D, P, cap = 3, 8, 2, 32, 4, 200
+    B, HQ, KVH, D, P, cap = 3, 8, 2, 32, 4, 700
     g = gen(splits)
     q = torch.randn(B, HQ, D, generator=g).to(dtype)
     kc, vc = (torch.randn(P, cap, KVH, D, generator=g).to(dtype) for _ in range(2))
-    slots, lengths = torch.tensor([3, 0, 1]), torch.tensor([1, 130, 64], dtype=torch.int32)  # one key; partial blocks
+    slots, lengths = torch.tensor([3, 0, 1]), torch.tensor([1, 130, 641], dtype=torch.int32)  # one key; partial blocks
     o = tk["attention.triton_decode"].decode_attention(q, kc, vc, slots, lengths, D ** -0.5, splits=splits)
     want = torch.stack([F.scaled_dot_product_attention(
         q[b, :, None].double(), kc[s, :n].transpose(0, 1).double().repeat_interleave(HQ // KVH, 0),
