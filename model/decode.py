@@ -16,8 +16,10 @@ BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 class _Graph:
     def __init__(self, model: M1ForCausalLM, pool: DecodePool, bucket: int, mempool):
         device = model.device
-        self.tokens = torch.zeros(bucket, dtype=torch.long, device=device)
-        self.slots = torch.full((bucket,), pool.scratch, dtype=torch.long, device=device)
+        self.bucket, self.scratch = bucket, pool.scratch
+        self.inputs = torch.zeros(2, bucket, dtype=torch.long, device=device)  # tokens, slots: one copy a step
+        self.inputs[1] = pool.scratch
+        self.tokens, self.slots = self.inputs
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):  # warm-up outside the capture: kernels compiled, cuBLAS set up
@@ -27,6 +29,11 @@ class _Graph:
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph, pool=mempool):  # every row on the scratch slot while capturing
             self.logits = model.decode_step(self.tokens, pool, self.slots)
+
+    def feed(self, tokens: list[int], slots: list[int]) -> None:
+        """The step's rows, padded to the bucket with the scratch slot, in one host-to-device copy."""
+        pad = self.bucket - len(tokens)
+        self.inputs.copy_(torch.tensor([tokens + [0] * pad, slots + [self.scratch] * pad]), non_blocking=True)
 
 
 class DecodeRunner:
@@ -55,8 +62,6 @@ class DecodeRunner:
         g = self._captured.get(bucket)
         if g is None:
             g = self._captured[bucket] = _Graph(self.model, pool, bucket, self._mempool)
-        g.tokens[:B].copy_(torch.tensor(tokens), non_blocking=True)
-        g.slots[:B].copy_(torch.tensor(slots), non_blocking=True)
-        g.slots[B:] = pool.scratch
+        g.feed(tokens, slots)
         g.graph.replay()
         return g.logits[:B]

@@ -6,7 +6,7 @@ from torch import nn
 from m1bench.kernels import lightning_attention, lightning_decode
 from m1bench.kernels.attention import apply_partial_rope, decode_attention, inv_freq, rope_cos_sin, rotary_append
 from m1bench.kernels.linear import add_norm_linear, gated_norm_linear, linear
-from m1bench.kernels.norm import rms_norm
+from m1bench.kernels.norm import add_rms_norm, gated_rms_norm
 from m1bench.model.cache import DecodePool, InferenceCache, StepRows
 from m1bench.model.config import M1Config
 from m1bench.model.packing import packed_rows
@@ -21,7 +21,16 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x):
-        return rms_norm(x, self.weight, self.eps)
+        return self.add_forward(x, None, 1.0, 1.0)[1]
+
+    def add_forward(self, residual, branch, alpha: float, beta: float):
+        """(x, norm(x)) with x = residual * alpha + branch * beta (x = residual when branch is None),
+        for [..., dim] inputs: one fused kernel on CUDA."""
+        shape = residual.shape
+        rows = residual.reshape(-1, shape[-1])
+        parts = None if branch is None else branch.reshape(-1, 1, shape[-1])
+        x, h = add_rms_norm(rows, parts, alpha, beta, self.weight, self.eps)
+        return x.view(shape), h.view(shape)
 
 
 # MiniMax's modeling code builds the lightning output norm as MiniMaxText01RMSNorm(head_dim * num_heads),
@@ -55,17 +64,19 @@ class LightningAttention(nn.Module):
 
     def forward(self, x, cache: InferenceCache, token_mask):
         B, T, _ = x.shape
-        qkv = F.silu(self.qkv_proj(x))
-        if token_mask is not None:  # left padding: zero q, k, v so pads leave the state untouched
+        qkv = self.qkv_proj(x)  # SiLU'd inside the lightning kernels
+        if token_mask is not None:  # left padding: zero q, k, v (SiLU(0) = 0) so pads leave the state untouched
             qkv = qkv * token_mask[..., None].to(qkv.dtype)
         q, k, v = qkv.view(B, T, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
         state = cache.states[self.layer]
         if T == 1:  # decode updates the state in place (a serving engine's state pool works so)
-            o = lightning_decode(q[:, 0], k[:, 0], v[:, 0], self.slopes, state)[:, None]
+            o = lightning_decode(q[:, 0], k[:, 0], v[:, 0], self.slopes, state, silu=True)[:, None]
         else:
-            o, cache.states[self.layer] = lightning_attention(q, k, v, self.slopes, initial_state=state)
-        o = self.norm(o.reshape(B, T, -1))
-        return self.out_proj(torch.sigmoid(self.output_gate(x)) * o)
+            o, cache.states[self.layer] = lightning_attention(q, k, v, self.slopes, initial_state=state, silu=True)
+        inner = self.heads * self.head_dim
+        gated = gated_rms_norm(o.reshape(B * T, inner), self.output_gate(x).view(B * T, inner), self.norm.weight,
+                               self.norm.eps)
+        return self.out_proj(gated.view(B, T, inner))
 
     def decode(self, residual, branch, alpha, beta, norm: RMSNorm, pool: DecodePool, rows: StepRows):
         """One token per row, the layer's input norm fused into its first projection (x = residual *

@@ -24,14 +24,14 @@ class DecoderLayer(nn.Module):
         self.attn_alpha, self.attn_beta = config.layer_alpha_beta(layer)
         self.mlp_alpha, self.mlp_beta = config.layernorm_mlp_alpha, config.layernorm_mlp_beta
 
-    def forward(self, x, cache, token_mask, rope):
-        h = self.input_layernorm(x)
-        residual = h if self.postnorm else x  # postnorm: the residual branch carries the normalised input
+    def forward(self, residual, branch, alpha, beta, cache, token_mask, rope):
+        """The layer's input is residual * alpha + branch * beta (the previous layer's output, its add
+        fused into this layer's first norm), and so is its output: (residual, MoE branch)."""
+        x, h = self.input_layernorm.add_forward(residual, branch, alpha, beta)
         a = self.self_attn(h, cache, token_mask) if self.is_lightning else self.self_attn(h, cache, rope)
-        x = residual * self.attn_alpha + a * self.attn_beta
-        h = self.post_attention_layernorm(x)
-        residual = h if self.postnorm else x
-        return residual * self.mlp_alpha + self.block_sparse_moe(h) * self.mlp_beta
+        # postnorm: the residual branch carries the normalised input
+        x, h = self.post_attention_layernorm.add_forward(h if self.postnorm else x, a, self.attn_alpha, self.attn_beta)
+        return (h if self.postnorm else x), self.block_sparse_moe(h)
 
     def decode(self, residual, branch, alpha, beta, pool, rows):
         """`forward` for one token per row, its norms fused into the kernels after them: the layer's
@@ -101,10 +101,11 @@ class M1ForCausalLM(nn.Module):
         positions = cache.begin(token_mask)
         rope = rope_cos_sin(positions, self.config.rotary_dim, self.config.rope_theta)
         lightning_mask = None if attention_mask is None or bool(token_mask.all()) else token_mask
-        x = self.model.embed_tokens(input_ids)
+        residual, branch, alpha, beta = self.model.embed_tokens(input_ids), None, 1.0, 1.0
         for layer in self.model.layers:
-            x = layer(x, cache, lightning_mask, rope)
-        x = self.model.norm(x)
+            residual, branch = layer(residual, branch, alpha, beta, cache, lightning_mask, rope)
+            alpha, beta = layer.mlp_alpha, layer.mlp_beta
+        _, x = self.model.norm.add_forward(residual, branch, alpha, beta)
         if logits_to_keep:
             x = x[:, -logits_to_keep:]
         return self.lm_head(x).float()

@@ -18,14 +18,12 @@ from m1bench.kernels.launch import pdl, wait_for_inputs
 from m1bench.kernels.lightning.chunk import INTERPRET
 
 BLOCK_N = 64  # keys per block; a split is a whole number of blocks
-MIN_BLOCKS = tl.constexpr(4)
 
 
 @triton.jit
 def _span(n, SPLITS: tl.constexpr, BN: tl.constexpr):
-    """Keys per split: whole blocks, at least MIN_BLOCKS of them (short contexts use fewer splits,
-    each with enough keys in flight, and the merge reads fewer partials)."""
-    return tl.maximum(tl.cdiv(tl.cdiv(n, SPLITS), BN), MIN_BLOCKS) * BN
+    """Keys per split: whole blocks (at least one, so that an empty row divides by no zero)."""
+    return tl.maximum(tl.cdiv(tl.cdiv(n, SPLITS), BN), 1) * BN
 
 
 @triton.jit
@@ -87,20 +85,20 @@ def _combine_kernel(o_part, lse_part, o, lengths, HQ: tl.constexpr, D: tl.conste
     n = tl.load(lengths + row // HQ)
     used = tl.cdiv(n, _span(n, SPLITS, BN))  # the splits that hold keys
     o_d = tl.arange(0, D)
-    m_all = tl.full([BS], float("-inf"), tl.float32)
-    for s0 in range(0, used, BS):
-        o_s = s0 + tl.arange(0, BS)
-        m_all = tl.maximum(m_all, tl.load(lse_part + row * SPLITS + o_s, mask=o_s < used, other=float("-inf")))
-    top = tl.max(m_all, axis=0)  # split 0 always holds keys, so this is finite
+    top = float("-inf")
     num = tl.zeros([D], tl.float32)
     den = 0.0
-    for s0 in range(0, used, BS):
+    for s0 in range(0, used, BS):  # one pass, rescaled as the running maximum grows (one trip up to BS splits)
         o_s = s0 + tl.arange(0, BS)
         m_s = o_s < used
-        w = tl.exp(tl.load(lse_part + row * SPLITS + o_s, mask=m_s, other=float("-inf")) - top)
+        lse = tl.load(lse_part + row * SPLITS + o_s, mask=m_s, other=float("-inf"))
+        new_top = tl.maximum(top, tl.max(lse, axis=0))  # split 0 always holds keys, so this is finite
+        w = tl.exp(lse - new_top)
         part = tl.load(o_part + (row * SPLITS + o_s[:, None]) * D + o_d[None, :], mask=m_s[:, None], other=0.0)
-        num += tl.sum(part * w[:, None], axis=0)
-        den += tl.sum(w, axis=0)
+        scale = tl.exp(top - new_top)
+        num = num * scale + tl.sum(part * w[:, None], axis=0)
+        den = den * scale + tl.sum(w, axis=0)
+        top = new_top
     tl.store(o + row * D + o_d, (num / den).to(o.dtype.element_ty))
 
 
@@ -167,7 +165,7 @@ def decode_attention(q, k_cache, v_cache, slots, lengths, scale: float, splits: 
         KVH=KVH, G=G, BG=max(16, triton.next_power_of_2(G)), D=D, BN=BLOCK_N, SPLITS=splits,
         DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", num_warps=4, num_stages=3, **pdl(q.device))
     o = torch.empty_like(q)
-    _combine_kernel[(B * HQ,)](o_part, lse_part, o, lengths, HQ=HQ, D=D, BN=BLOCK_N, SPLITS=splits, BS=min(32, splits),
+    _combine_kernel[(B * HQ,)](o_part, lse_part, o, lengths, HQ=HQ, D=D, BN=BLOCK_N, SPLITS=splits, BS=min(64, splits),
                                num_warps=4, **pdl(q.device))
     return o
 

@@ -46,10 +46,10 @@ INTERPRET_CONFIG = Config(16, 32, 4, 1)  # a small chunk so that short tests cro
 # a kernel of its own (one loop trip known at compile time, unpipelined: 57 KB of shared memory at
 # BV=64 instead of 131 KB) beside the one every other length runs.
 @triton.jit(do_not_specialize=["T"])
-def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T,
+def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T, s_t, s_h,
                     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr,
                     BT: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr,
-                    IS_VARLEN: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr):
+                    IS_VARLEN: tl.constexpr, SILU: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr):
     NV: tl.constexpr = (V + BV - 1) // BV
     pid = tl.program_id(0)
     i_nh = pid // NV  # value blocks of one head are neighbours: they share q, k through L2
@@ -84,17 +84,22 @@ def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T,
         S = tl.zeros([BK, BV], dtype=tl.float32)
 
     # Row pointers of the first chunk; advanced by whole chunks (64-bit pointer arithmetic, so
-    # 1M tokens x 64 heads x 128 dims does not overflow an int32 offset).
-    row0 = bos * H + i_h
-    p_q = q + row0 * K + o_t[:, None] * (H * K) + o_k[None, :]
-    p_k = k + row0 * K + o_t[:, None] * (H * K) + o_k[None, :]
-    p_v = v + row0 * V + o_t[:, None] * (H * V) + o_v[None, :]
-    p_o = o + row0 * V + o_t[:, None] * (H * V) + o_v[None, :]
+    # 1M tokens x 64 heads x 128 dims does not overflow an int32 offset). q, k, v share the token
+    # and head strides s_t, s_h (views of one projection's [.., H, 2K + V] rows, or contiguous).
+    row_in = bos * s_t + i_h * s_h
+    p_q = q + row_in + o_t[:, None] * s_t + o_k[None, :]
+    p_k = k + row_in + o_t[:, None] * s_t + o_k[None, :]
+    p_v = v + row_in + o_t[:, None] * s_t + o_v[None, :]
+    p_o = o + (bos * H + i_h) * V + o_t[:, None] * (H * V) + o_v[None, :]
     for start in range(0, seq_len, BT):
         m_t = (start + o_t) < seq_len
         b_q = tl.load(p_q, mask=m_t[:, None] & m_k[None, :], other=0.0)
         b_k = tl.load(p_k, mask=m_t[:, None] & m_k[None, :], other=0.0)
         b_v = tl.load(p_v, mask=m_t[:, None] & m_v[None, :], other=0.0)
+        if SILU:  # the model's SiLU(qkv), rounded to the input dtype as the unfused op rounds it
+            b_q = (b_q * tl.sigmoid(b_q.to(tl.float32))).to(q.dtype.element_ty)
+            b_k = (b_k * tl.sigmoid(b_k.to(tl.float32))).to(k.dtype.element_ty)
+            b_v = (b_v * tl.sigmoid(b_v.to(tl.float32))).to(v.dtype.element_ty)
         if DOT_F32:
             b_q = b_q.to(tl.float32)
             b_k = b_k.to(tl.float32)
@@ -108,18 +113,20 @@ def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T,
         k_decay = tl.where(m_t, tl.exp(-s * tl.where(m_t, m - 1 - o_t, 0).to(tl.float32)), 0.0)
         v_scaled = (b_v * k_decay[:, None]).to(b_k.dtype)
         S = S * tl.exp(-s * m.to(tl.float32)) + tl.dot(tl.trans(b_k), v_scaled, input_precision=PREC)
-        p_q += BT * H * K
-        p_k += BT * H * K
-        p_v += BT * H * V
+        p_q += BT * s_t
+        p_k += BT * s_t
+        p_v += BT * s_t
         p_o += BT * H * V
     tl.store(ht + p_state, S, mask=m_state)
 
 
-def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, config: Config | None = None):
-    """Triton lightning prefill. q, k [B, T, H, K], v [B, T, H, V] (bf16/fp16/fp32); slopes [H];
-    initial_state [N, H, K, V] or None; cu_seqlens [N + 1] (B == 1) or None (then N = B).
-    `config` overrides the block shape (benchmarks sweep it). Returns (o [B, T, H, V] in q's dtype,
-    final_state [N, H, K, V] fp32)."""
+def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, config: Config | None = None,
+                      silu: bool = False):
+    """Triton lightning prefill. q, k [B, T, H, K], v [B, T, H, V] (bf16/fp16/fp32; any strides that
+    q, k and v share with a contiguous last dim, e.g. views of one [B, T, H, 2K + V] buffer); slopes
+    [H]; initial_state [N, H, K, V] or None; cu_seqlens [N + 1] (B == 1) or None (then N = B).
+    `silu` applies SiLU to q, k, v first (fused). `config` overrides the block shape (benchmarks
+    sweep it). Returns (o [B, T, H, V] in q's dtype, final_state [N, H, K, V] fp32)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
@@ -136,7 +143,10 @@ def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, conf
         if initial_state.shape != (N, H, K, V):
             raise ValueError(f"initial_state must be [{N}, {H}, {K}, {V}]; got {tuple(initial_state.shape)}")
         initial_state = initial_state.to(device=q.device, dtype=torch.float32).contiguous()
-    q, k, v = (x.contiguous() for x in (q, k, v))
+    shared = all(x.stride()[:3] == q.stride()[:3] and x.stride(3) == 1 for x in (q, k, v))
+    if not shared or q.stride(0) != T * q.stride(1):
+        buf = torch.cat([q, k, v], dim=-1)  # one contiguous [B, T, H, 2K + V] buffer: one set of strides
+        q, k, v = buf[..., :K], buf[..., K:2 * K], buf[..., 2 * K:]
     slopes = slopes.to(device=q.device, dtype=torch.float32).contiguous()
     o = torch.empty(B, T, H, V, device=q.device, dtype=q.dtype)
     final = torch.empty(N, H, K, V, device=q.device, dtype=torch.float32)
@@ -144,9 +154,9 @@ def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, conf
     prec = "ieee" if dot_f32 else "tf32"
     cfg = config or (INTERPRET_CONFIG if INTERPRET else CONFIGS[prec])
     _prefill_kernel[(N * H * triton.cdiv(V, cfg.BV),)](
-        q, k, v, o, slopes, initial_state, final, cu_seqlens, T,
+        q, k, v, o, slopes, initial_state, final, cu_seqlens, T, q.stride(1), q.stride(2),
         H=H, K=K, V=V, BK=max(16, triton.next_power_of_2(K)), BT=cfg.BT, BV=cfg.BV,
-        HAS_H0=initial_state is not None, IS_VARLEN=cu_seqlens is not None,
+        HAS_H0=initial_state is not None, IS_VARLEN=cu_seqlens is not None, SILU=silu,
         DOT_F32=dot_f32, PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return o, final
 

@@ -30,9 +30,9 @@ def test_routing_counts_match_the_router_and_ignore_padding(tiny):
     # the counts are exactly the router's own top-2 choices on the layer-0 input
     ids = torch.tensor([prompts[0]])
     with torch.no_grad():
-        h = model.model.layers[0].post_attention_layernorm
+        moe = model.model.layers[0].block_sparse_moe
         captured = {}
-        hook = h.register_forward_hook(lambda m, i, o: captured.setdefault("x", o))
+        hook = moe.register_forward_hook(lambda m, i, o: captured.setdefault("x", i[0]))  # the MoE's normed input
         model(ids)
         hook.remove()
         _, chosen = model.model.layers[0].block_sparse_moe.route(captured["x"][0])
