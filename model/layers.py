@@ -64,15 +64,17 @@ class LightningAttention(nn.Module):
 
     def forward(self, x, cache: InferenceCache, token_mask):
         B, T, _ = x.shape
-        qkv = self.qkv_proj(x)  # SiLU'd inside the lightning kernels
-        if token_mask is not None:  # left padding: zero q, k, v (SiLU(0) = 0) so pads leave the state untouched
+        # SiLU as its own op, which streams at memory speed: inside the prefill kernel it would sit on
+        # the kernel's serial per-chunk chain (3 x 64 x d exponentials a chunk, on heads x 2 programs).
+        qkv = F.silu(self.qkv_proj(x))
+        if token_mask is not None:  # left padding: zero q, k, v so pads leave the state untouched
             qkv = qkv * token_mask[..., None].to(qkv.dtype)
         q, k, v = qkv.view(B, T, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
         state = cache.states[self.layer]
         if T == 1:  # decode updates the state in place (a serving engine's state pool works so)
-            o = lightning_decode(q[:, 0], k[:, 0], v[:, 0], self.slopes, state, silu=True)[:, None]
-        else:
-            o, cache.states[self.layer] = lightning_attention(q, k, v, self.slopes, initial_state=state, silu=True)
+            o = lightning_decode(q[:, 0], k[:, 0], v[:, 0], self.slopes, state)[:, None]
+        else:  # q, k, v stay views of the projection: the kernel reads them in place
+            o, cache.states[self.layer] = lightning_attention(q, k, v, self.slopes, initial_state=state)
         inner = self.heads * self.head_dim
         gated = gated_rms_norm(o.reshape(B * T, inner), self.output_gate(x).view(B * T, inner), self.norm.weight,
                                self.norm.eps)

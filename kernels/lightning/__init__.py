@@ -3,12 +3,10 @@
 CUDA tensors go to the Triton kernels when they are importable; everything else takes the
 pure-PyTorch paths of `reference`. `impl` forces a path (tests and benchmarks use it).
 """
-import functools
 import importlib.util
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from m1bench.kernels.dispatch import use_triton
 from m1bench.kernels.lightning import naive as reference
@@ -29,11 +27,11 @@ def register_decode(name: str, fn: Callable) -> None:
     DECODE_IMPLS[name] = fn
 
 
-def _triton_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, silu=False):
+def _triton_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None):
     # Imported on first use: triton costs a second to import, and the kernels must be defined
     # after a test has chosen the interpreter (TRITON_INTERPRET is read when they are defined).
     from m1bench.kernels.lightning.chunk import lightning_prefill
-    return lightning_prefill(q, k, v, slopes, initial_state, cu_seqlens, silu=silu)
+    return lightning_prefill(q, k, v, slopes, initial_state, cu_seqlens)
 
 
 def _triton_decode(q, k, v, slopes, state, slots=None, silu=False):
@@ -42,7 +40,6 @@ def _triton_decode(q, k, v, slopes, state, slots=None, silu=False):
 
 
 _triton_prefill.supports_varlen = True
-_triton_prefill.fuses_silu = True
 if importlib.util.find_spec("triton") is not None:
     register_prefill("triton", _triton_prefill)
     register_decode("triton", _triton_decode)
@@ -52,26 +49,18 @@ def _auto(impls: dict[str, Callable], x: torch.Tensor, cpu_default: str) -> Call
     return impls["triton"] if use_triton(x) and "triton" in impls else impls[cpu_default]
 
 
-def lightning_attention(q, k, v, slopes, initial_state=None, cu_seqlens=None, impl: str = "auto",
-                        silu: bool = False):
+def lightning_attention(q, k, v, slopes, initial_state=None, cu_seqlens=None, impl: str = "auto"):
     """Causal lightning attention over a prompt chunk.
 
     q, k, v: [B, T, H, d]; slopes: [H]; initial_state: [N, H, d, d] or None, where N = B, or the
     number of packed sequences when `cu_seqlens` ([N + 1] offsets into T, B == 1) is given.
-    `silu`: q, k, v are pre-activations, SiLU applied first (inside the Triton kernel).
     Returns (o [B, T, H, d] in q's dtype, final_state [N, H, d, d] fp32 or fp64).
     """
     if q.dim() != 4 or k.shape != q.shape or v.shape[:3] != q.shape[:3]:
         raise ValueError(f"lightning_attention wants q, k, v as [B, T, H, d]; got {tuple(q.shape)}, "
                          f"{tuple(k.shape)}, {tuple(v.shape)}")
     fn = _auto(PREFILL_IMPLS, q, "blocked") if impl == "auto" else PREFILL_IMPLS[impl]
-    varlen = getattr(fn, "supports_varlen", False)
-    if silu:
-        if getattr(fn, "fuses_silu", False):
-            fn = functools.partial(fn, silu=True)
-        else:
-            q, k, v = F.silu(q), F.silu(k), F.silu(v)
-    if cu_seqlens is None or varlen:
+    if cu_seqlens is None or getattr(fn, "supports_varlen", False):
         if cu_seqlens is None:
             return fn(q, k, v, slopes, initial_state)
         return fn(q, k, v, slopes, initial_state, cu_seqlens=cu_seqlens)

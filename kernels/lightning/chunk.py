@@ -49,7 +49,7 @@ INTERPRET_CONFIG = Config(16, 32, 4, 1)  # a small chunk so that short tests cro
 def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T, s_t, s_h,
                     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr,
                     BT: tl.constexpr, BV: tl.constexpr, HAS_H0: tl.constexpr,
-                    IS_VARLEN: tl.constexpr, SILU: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr):
+                    IS_VARLEN: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr):
     NV: tl.constexpr = (V + BV - 1) // BV
     pid = tl.program_id(0)
     i_nh = pid // NV  # value blocks of one head are neighbours: they share q, k through L2
@@ -96,10 +96,6 @@ def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T, s_t, s_h,
         b_q = tl.load(p_q, mask=m_t[:, None] & m_k[None, :], other=0.0)
         b_k = tl.load(p_k, mask=m_t[:, None] & m_k[None, :], other=0.0)
         b_v = tl.load(p_v, mask=m_t[:, None] & m_v[None, :], other=0.0)
-        if SILU:  # the model's SiLU(qkv), rounded to the input dtype as the unfused op rounds it
-            b_q = (b_q * tl.sigmoid(b_q.to(tl.float32))).to(q.dtype.element_ty)
-            b_k = (b_k * tl.sigmoid(b_k.to(tl.float32))).to(k.dtype.element_ty)
-            b_v = (b_v * tl.sigmoid(b_v.to(tl.float32))).to(v.dtype.element_ty)
         if DOT_F32:
             b_q = b_q.to(tl.float32)
             b_k = b_k.to(tl.float32)
@@ -120,13 +116,11 @@ def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T, s_t, s_h,
     tl.store(ht + p_state, S, mask=m_state)
 
 
-def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, config: Config | None = None,
-                      silu: bool = False):
+def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, config: Config | None = None):
     """Triton lightning prefill. q, k [B, T, H, K], v [B, T, H, V] (bf16/fp16/fp32; any strides that
     q, k and v share with a contiguous last dim, e.g. views of one [B, T, H, 2K + V] buffer); slopes
     [H]; initial_state [N, H, K, V] or None; cu_seqlens [N + 1] (B == 1) or None (then N = B).
-    `silu` applies SiLU to q, k, v first (fused). `config` overrides the block shape (benchmarks
-    sweep it). Returns (o [B, T, H, V] in q's dtype, final_state [N, H, K, V] fp32)."""
+    `config` overrides the block shape (benchmarks sweep it). Returns (o [B, T, H, V] in q's dtype, final_state [N, H, K, V] fp32)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:
@@ -156,7 +150,7 @@ def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, conf
     _prefill_kernel[(N * H * triton.cdiv(V, cfg.BV),)](
         q, k, v, o, slopes, initial_state, final, cu_seqlens, T, q.stride(1), q.stride(2),
         H=H, K=K, V=V, BK=max(16, triton.next_power_of_2(K)), BT=cfg.BT, BV=cfg.BV,
-        HAS_H0=initial_state is not None, IS_VARLEN=cu_seqlens is not None, SILU=silu,
+        HAS_H0=initial_state is not None, IS_VARLEN=cu_seqlens is not None,
         DOT_F32=dot_f32, PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
     return o, final
 

@@ -1,8 +1,8 @@
 """The decode step's projections with their norm fused in front, in Triton: one launch where the
 unfused step had a norm kernel and a matrix product (and, for the router, a routing kernel).
 
-Up to `GEMV_ROWS` rows, each program owns one row and BN output columns: it loads its BN whole
-weight rows at once (kernels/launch.gemv_tile), before waiting for the kernel before it (PDL: the
+Up to `GEMV_ROWS` rows of up to GEMV_MAX_WIDTH features, each program owns one row and BN output
+columns: it loads its BN whole weight rows at once (kernels/launch.gemv_tile), before waiting for the kernel before it (PDL: the
 weights' DRAM round trip overlaps that kernel), then the row of the norm's input, normalises it in
 registers and reduces. The programs of column tile 0 also write the norm's outputs (x, h) for the
 layers that need them later. Rounding follows the unfused ops (kernels/norm/reference.py): every
@@ -11,14 +11,15 @@ intermediate they round to the input dtype is rounded here too.
 Prologues: `add` (x = residual * alpha + (sum of a branch's k parts) * beta, then RMSNorm),
 `gated` (sigmoid(gate) * RMSNorm(o), the lightning output), or none (a plain projection). Epilogues: the product rounded to the
 input dtype, or the MoE router (fp32 logits, softmax, renormalised top-k: every expert in one
-program). Past GEMV_ROWS rows a matrix product's reuse of the weights wins: the norm kernels of
-kernels/norm, then cuBLAS (or the routing kernel)."""
+program). Past GEMV_ROWS rows a matrix product's reuse of the weights wins, and past
+GEMV_MAX_WIDTH (M1's 6144) cuBLAS streams wide rows better: the norm kernels of kernels/norm, then
+cuBLAS (or the routing kernel)."""
 import torch
 import torch.nn.functional as F
 import triton
 import triton.language as tl
 
-from m1bench.kernels.launch import gemv_tile, pdl, wait_for_inputs
+from m1bench.kernels.launch import GEMV_MAX_WIDTH, gemv_tile, pdl, wait_for_inputs
 from m1bench.kernels.moe import triton_moe
 from m1bench.kernels.norm import triton_norm
 
@@ -108,14 +109,18 @@ def _gemv(src, N, weight, norm_weight=None, eps=0.0, *, y=None, gate=None, alpha
     return x, h, (rw, ids) if top_k else out
 
 
+def _unfused(x, weight) -> bool:
+    return x.shape[0] > GEMV_ROWS or weight.shape[1] > GEMV_MAX_WIDTH
+
+
 def linear(x, weight):
-    if x.shape[0] > GEMV_ROWS:
+    if _unfused(x, weight):
         return F.linear(x, weight)
     return _gemv(x, weight.shape[0], weight)[2]
 
 
 def add_norm_linear(residual, y, alpha, beta, norm_weight, eps, weight, out_dtype=None):
-    if residual.shape[0] > GEMV_ROWS:
+    if _unfused(residual, weight):
         x, h = triton_norm.add_rms_norm(residual, y, alpha, beta, norm_weight, eps)
         out = F.linear(h, weight)
         return x, h, out if out_dtype is None else out.to(out_dtype)
@@ -124,14 +129,14 @@ def add_norm_linear(residual, y, alpha, beta, norm_weight, eps, weight, out_dtyp
 
 
 def gated_norm_linear(o, gate, norm_weight, eps, weight):
-    if o.shape[0] > GEMV_ROWS:
+    if _unfused(o, weight):
         return F.linear(triton_norm.gated_rms_norm(o, gate, norm_weight, eps), weight)
     return _gemv(o, weight.shape[0], weight, norm_weight, eps, gate=gate)[2]
 
 
 def add_norm_route(residual, y, alpha, beta, norm_weight, eps, gate_weight, top_k):
     E, D = gate_weight.shape
-    if residual.shape[0] > GEMV_ROWS or triton.next_power_of_2(E) * triton.next_power_of_2(D) > 16384:
+    if _unfused(residual, gate_weight) or triton.next_power_of_2(E) * triton.next_power_of_2(D) > 16384:
         x, h = triton_norm.add_rms_norm(residual, y, alpha, beta, norm_weight, eps)
         return (x, h, *triton_moe.route(h, gate_weight, top_k))
     x, h, (weights, ids) = _gemv(residual, E, gate_weight, norm_weight, eps, y=y, alpha=alpha, beta=beta,

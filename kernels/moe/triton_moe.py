@@ -11,14 +11,14 @@ norm before it (kernels/linear) and a single token skips the sort:
 
 A single token's k pairs need no sorting (its experts are distinct): `_gate_up_gemv_kernel` and
 `_down_gemv_kernel` read the expert ids directly, each program one pair and a few whole weight
-rows (kernels/launch.gemv_tile), no loop over the hidden dim.
+rows (kernels/launch.gemv_tile), no loop over the hidden dim (rows up to GEMV_MAX_WIDTH wide).
 
 Only the experts that were chosen are read: the decode step's memory floor."""
 import torch
 import triton
 import triton.language as tl
 
-from m1bench.kernels.launch import gemv_tile, pdl, wait_for_inputs
+from m1bench.kernels.launch import GEMV_MAX_WIDTH, gemv_tile, pdl, wait_for_inputs
 from m1bench.kernels.lightning.chunk import INTERPRET
 
 
@@ -212,7 +212,7 @@ def experts(x, w13, w2, weights, ids, block_m: int = 16):
     top_k = ids.shape[1]
     P = N * top_k
     launch = pdl(x.device)
-    if N == 1:
+    if N == 1 and max(H, I) <= GEMV_MAX_WIDTH:
         return _one_token(x, w13, w2, weights.contiguous(), ids.to(torch.int32).contiguous(), launch)
     NB = triton.cdiv(P, block_m) + min(E, P)
     pairs = torch.empty(NB * block_m, device=x.device, dtype=torch.int32)
