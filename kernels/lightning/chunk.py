@@ -42,6 +42,19 @@ CONFIGS = {"tf32": Config(64, 64, 4, 3), "ieee": Config(64, 64, 4, 2)}
 INTERPRET_CONFIG = Config(16, 32, 4, 1)  # a small chunk so that short tests cross chunk boundaries
 
 
+def default_config(prec: str, sequence_heads: int, V: int, device) -> Config:
+    """CONFIGS[prec], with narrower value blocks while (sequence, head) pairs are too few to give
+    half the multiprocessors a program: the small preset's 8 heads at BV=64 are 16 programs for
+    132 SMs. Narrower blocks shorten each program's serial per-chunk chain (q Kᵀ stays, the three
+    dots with V columns shrink) and spread the sequence's heads over more SMs."""
+    cfg = CONFIGS[prec]
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    for bv in (64, 32, 16):
+        if bv <= cfg.BV and sequence_heads * triton.cdiv(V, bv) >= sms // 2:
+            return cfg._replace(BV=bv)
+    return cfg._replace(BV=16)
+
+
 # `T` is not specialised: Triton compiles an integer argument equal to 1 as a constant, so T == 1 got
 # a kernel of its own (one loop trip known at compile time, unpipelined: 57 KB of shared memory at
 # BV=64 instead of 131 KB) beside the one every other length runs.
@@ -146,7 +159,7 @@ def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, conf
     final = torch.empty(N, H, K, V, device=q.device, dtype=torch.float32)
     dot_f32 = INTERPRET or q.dtype == torch.float32
     prec = "ieee" if dot_f32 else "tf32"
-    cfg = config or (INTERPRET_CONFIG if INTERPRET else CONFIGS[prec])
+    cfg = config or (INTERPRET_CONFIG if INTERPRET else default_config(prec, N * H, V, q.device))
     _prefill_kernel[(N * H * triton.cdiv(V, cfg.BV),)](
         q, k, v, o, slopes, initial_state, final, cu_seqlens, T, q.stride(1), q.stride(2),
         H=H, K=K, V=V, BK=max(16, triton.next_power_of_2(K)), BT=cfg.BT, BV=cfg.BV,
