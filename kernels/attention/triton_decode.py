@@ -165,8 +165,8 @@ def decode_attention(q, k_cache, v_cache, slots, lengths, scale: float, splits: 
         KVH=KVH, G=G, BG=max(16, triton.next_power_of_2(G)), D=D, BN=BLOCK_N, SPLITS=splits,
         DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", num_warps=4, num_stages=3, **pdl(q.device))
     o = torch.empty_like(q)
-    _combine_kernel[(B * HQ,)](o_part, lse_part, o, lengths, HQ=HQ, D=D, BN=BLOCK_N, SPLITS=splits, BS=min(64, splits),
-                               num_warps=4, **pdl(q.device))
+    _combine_kernel[(B * HQ,)](o_part, lse_part, o, lengths, HQ=HQ, D=D, BN=BLOCK_N, SPLITS=splits,
+                               BS=min(64, splits), num_warps=4, **pdl(q.device))
     return o
 
 

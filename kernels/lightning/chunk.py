@@ -133,7 +133,8 @@ def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, conf
     """Triton lightning prefill. q, k [B, T, H, K], v [B, T, H, V] (bf16/fp16/fp32; any strides that
     q, k and v share with a contiguous last dim, e.g. views of one [B, T, H, 2K + V] buffer); slopes
     [H]; initial_state [N, H, K, V] or None; cu_seqlens [N + 1] (B == 1) or None (then N = B).
-    `config` overrides the block shape (benchmarks sweep it). Returns (o [B, T, H, V] in q's dtype, final_state [N, H, K, V] fp32)."""
+    `config` overrides the block shape (benchmarks sweep it). Returns (o [B, T, H, V] in q's dtype,
+    final_state [N, H, K, V] fp32)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     if q.dtype not in DTYPES or k.dtype != q.dtype or v.dtype != q.dtype:

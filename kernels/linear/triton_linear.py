@@ -2,18 +2,18 @@
 unfused step had a norm kernel and a matrix product (and, for the router, a routing kernel).
 
 Up to `GEMV_ROWS` rows of up to GEMV_MAX_WIDTH features, each program owns one row and BN output
-columns: it loads its BN whole weight rows at once (kernels/launch.gemv_tile), before waiting for the kernel before it (PDL: the
-weights' DRAM round trip overlaps that kernel), then the row of the norm's input, normalises it in
-registers and reduces. The programs of column tile 0 also write the norm's outputs (x, h) for the
-layers that need them later. Rounding follows the unfused ops (kernels/norm/reference.py): every
-intermediate they round to the input dtype is rounded here too.
+columns: it loads its BN whole weight rows at once (kernels/launch.gemv_tile) before it waits for
+the kernel before it (PDL: the weights' DRAM round trip overlaps that kernel), then the row of the
+norm's input, normalises it in registers and reduces. The programs of column tile 0 also write the
+norm's outputs (x, h) for the layers that need them later. Rounding follows the unfused ops
+(kernels/norm/reference.py): every intermediate they round to the input dtype is rounded here too.
 
 Prologues: `add` (x = residual * alpha + (sum of a branch's k parts) * beta, then RMSNorm),
-`gated` (sigmoid(gate) * RMSNorm(o), the lightning output), or none (a plain projection). Epilogues: the product rounded to the
-input dtype, or the MoE router (fp32 logits, softmax, renormalised top-k: every expert in one
-program). Past GEMV_ROWS rows a matrix product's reuse of the weights wins, and past
-GEMV_MAX_WIDTH (M1's 6144) cuBLAS streams wide rows better: the norm kernels of kernels/norm, then
-cuBLAS (or the routing kernel)."""
+`gated` (sigmoid(gate) * RMSNorm(o), the lightning output), or none (a plain projection).
+Epilogues: the product rounded to the input dtype, or the MoE router (fp32 logits, softmax,
+renormalised top-k: every expert in one program). Past GEMV_ROWS rows a matrix product's reuse of
+the weights wins, and past GEMV_MAX_WIDTH (M1's 6144) cuBLAS streams wide rows better: the norm
+kernels of kernels/norm, then cuBLAS (or the routing kernel)."""
 import torch
 import torch.nn.functional as F
 import triton
@@ -42,6 +42,8 @@ def _norm_gemv_kernel(res, y, gate, nw, w, x_out, h_out, out, route_w, route_ids
     o_d = tl.arange(0, BD)
     m_n = o_n < N
     m_d = o_d < D
+    # The weights and the norm's scale are no kernel's output: loaded before the wait, they stream
+    # while the kernel before this one finishes.
     wt = tl.load(w + o_n[:, None].to(tl.int64) * D + o_d[None, :], mask=m_n[:, None] & m_d[None, :], other=0.0)
     norm_w = tl.load(nw + o_d, mask=m_d, other=0.0).to(tl.float32)
     wait_for_inputs(PDL)
@@ -103,8 +105,8 @@ def _gemv(src, N, weight, norm_weight=None, eps=0.0, *, y=None, gate=None, alpha
         src, src if y is None else y.contiguous(), src if gate is None else gate,
         src if norm_weight is None else norm_weight, weight.contiguous(),
         x, h, out, rw, ids, float(alpha), float(beta), float(eps), D, N, src.stride(0),
-        0 if gate is None else gate.stride(0), NORM=norm_weight is not None, GATED=gate is not None, KY=1 if y is None else y.shape[1],
-        HAS_Y=y is not None, STORE_XH=store_xh, ROUTE=top_k > 0, TOP_K=max(top_k, 1), BN=BN, BD=BD,
+        0 if gate is None else gate.stride(0), NORM=norm_weight is not None, GATED=gate is not None,
+        KY=1 if y is None else y.shape[1], HAS_Y=y is not None, STORE_XH=store_xh, ROUTE=top_k > 0, TOP_K=max(top_k, 1), BN=BN, BD=BD,
         num_warps=warps, **pdl(src.device))
     return x, h, (rw, ids) if top_k else out
 
