@@ -1,7 +1,9 @@
 """The decode path's kernels under compute-sanitizer: a 4-layer slice of the `small` preset
 (lightning, softmax, lightning, softmax) prefills prompts and decodes, eagerly and replaying its CUDA
-graphs, at B=2 and at B=64 (the Triton kernels pick other block shapes for large batches): MoE
-routing and experts, split-KV decode attention, RoPE + cache write, add + RMSNorm, lightning decode.
+graphs, at B=1, 2 and 64 (the Triton kernels pick other paths by batch): the norm + projection and
+norm + router GEMVs (B=1, 2), the single-token expert GEMVs (B=1), the sorted experts (B=2, 64),
+the norm kernels, routing kernel and cuBLAS (B=64), split-KV decode attention, RoPE + cache write,
+lightning decode, all with programmatic dependent launch on Hopper.
 
     compute-sanitizer --tool memcheck python -m m1bench.harness.bench.decode_memcheck
 
@@ -25,10 +27,10 @@ def main() -> int:
         sys.exit("decode_memcheck needs a CUDA GPU")
     config = dataclasses.replace(preset("small"), num_hidden_layers=4, attn_type_list=every_nth_softmax(4, 2))
     model = init_random(M1ForCausalLM(config), 0).to("cuda", torch.bfloat16).eval()
-    small = agreement(model, lengths=(3, 40), steps=3)
-    large = agreement(model, lengths=(5,) * 64, steps=2)
-    print(json.dumps({"b2": small, "b64": large}))
-    return 0 if small["graph_equals_eager"] and large["graph_equals_eager"] else 1
+    runs = {"b1": agreement(model, lengths=(7,), steps=3), "b2": agreement(model, lengths=(3, 40), steps=3),
+            "b64": agreement(model, lengths=(5,) * 64, steps=2)}
+    print(json.dumps(runs))
+    return 0 if all(r["graph_equals_eager"] for r in runs.values()) else 1
 
 
 if __name__ == "__main__":

@@ -198,7 +198,7 @@ def route(x, gate_weight, top_k: int):
     return weights, ids
 
 
-def column_tile(blocks: int, N: int, sms: int = 132) -> int:
+def _column_tile(blocks: int, N: int, sms: int = 132) -> int:
     """Narrow column tiles while few expert blocks are busy, so that the weights stream from many SMs."""
     for bn in (64, 32):
         if blocks * triton.cdiv(N, bn) >= 2 * sms:
@@ -225,11 +225,11 @@ def experts(x, w13, w2, weights, ids, block_m: int = 16):
                   **launch)
     busy = min(E, P)
     act = torch.empty(NB * block_m, I, device=x.device, dtype=x.dtype)
-    bn = column_tile(busy, I)
+    bn = _column_tile(busy, I)
     _gate_up_kernel[(NB, triton.cdiv(I, bn))](x.contiguous(), w13, pairs, block_expert, act, H, I,
                                               w13.stride(0), w13.stride(1), TOP_K=top_k, BN=bn, **common)
     y = torch.empty(P, H, device=x.device, dtype=x.dtype)
-    bn = column_tile(busy, H)
+    bn = _column_tile(busy, H)
     _down_kernel[(NB, triton.cdiv(H, bn))](act, w2, pairs, block_expert, weights.contiguous(), y, H, I,
                                            w2.stride(0), w2.stride(1), BN=bn, **common)
     return y.view(N, top_k, H)
