@@ -58,7 +58,10 @@ def test_ctrl_c_keeps_what_finished_and_says_how_to_resume(tmp_path):
         cmd = [sys.executable, "-m", "m1bench.harness.cli", "run", "--endpoint", stub.url, "--model", "stub",
                "--suite", "aime2024", "--data", f"aime2024={REPO / 'suites/aime/demo.jsonl'}", "--samples", "8",
                "--concurrency", "2", "-o", str(tmp_path / "run")]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Ctrl-C's default disposition in the child, whatever this suite inherited: a test run started
+        # in the background of a non-interactive shell ignores SIGINT, and its children would too.
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         records = tmp_path / "run" / "records.jsonl"
         deadline = time.monotonic() + 60
         while (not records.exists() or len(records.read_text().splitlines()) < 2) and time.monotonic() < deadline:
