@@ -24,6 +24,8 @@ from m1bench.kernels.moe import triton_moe
 from m1bench.kernels.norm import triton_norm
 
 GEMV_ROWS = 4
+ROUTE_WARPS = 8
+ROUTE_MAX_ELEMENTS = 64 * 32 * ROUTE_WARPS  # the fused router holds every expert's row: 64 values a thread
 
 
 @triton.jit
@@ -97,7 +99,7 @@ def _gemv(src, N, weight, norm_weight=None, eps=0.0, *, y=None, gate=None, alpha
     if top_k:
         out = rw = torch.empty(M, top_k, device=src.device, dtype=torch.float32)
         ids = torch.empty(M, top_k, device=src.device, dtype=torch.int32)
-        BN, BD, warps = triton.next_power_of_2(N), triton.next_power_of_2(D), 8
+        BN, BD, warps = triton.next_power_of_2(N), triton.next_power_of_2(D), ROUTE_WARPS
     else:
         out = rw = ids = torch.empty(M, N, device=src.device, dtype=out_dtype or src.dtype)
         BN, BD, warps = gemv_tile(D)
@@ -138,7 +140,7 @@ def gated_norm_linear(o, gate, norm_weight, eps, weight):
 
 def add_norm_route(residual, y, alpha, beta, norm_weight, eps, gate_weight, top_k):
     E, D = gate_weight.shape
-    if _unfused(residual, gate_weight) or triton.next_power_of_2(E) * triton.next_power_of_2(D) > 16384:
+    if _unfused(residual, gate_weight) or triton.next_power_of_2(E) * triton.next_power_of_2(D) > ROUTE_MAX_ELEMENTS:
         x, h = triton_norm.add_rms_norm(residual, y, alpha, beta, norm_weight, eps)
         return (x, h, *triton_moe.route(h, gate_weight, top_k))
     x, h, (weights, ids) = _gemv(residual, E, gate_weight, norm_weight, eps, y=y, alpha=alpha, beta=beta,
