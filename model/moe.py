@@ -1,7 +1,8 @@
 """Top-k mixture of SwiGLU experts with an fp32 softmax router and renormalised top-k weights.
 
-Two ways through the same function. `forward` loops over the experts that were chosen (a host sync
-per layer, data-dependent shapes): the plain form, differentiable, what prefill and training run.
+Two ways through the same function. `forward` sorts the (token, slot) pairs by expert and runs each
+expert on its slice (grouped GEMMs in bf16 inference, else a loop over the slices with one host
+sync per layer): what prefill and training run.
 `decode` takes the routing from the decode step (fused with the norm before it, kernels/linear)
 and runs every expert's rows at once over the experts' weights stacked [E, ...] (kernels/moe):
 fixed shapes and no host sync, so the decode step can be captured in a CUDA graph. The stacked
@@ -48,12 +49,26 @@ class SparseMoE(nn.Module):
         weights, ids = self.route(x)
         if self.recorder is not None:
             self.recorder.record(self.layer, ids, weights)
-        out = torch.zeros_like(x)
-        for e in ids.unique().tolist():
-            token, slot = (ids == e).nonzero(as_tuple=True)
-            y = self.experts[e](x[token]) * weights[token, slot, None].to(x.dtype)
-            out.index_add_(0, token, y)
-        return out.view(shape)
+        # The (token, slot) pairs sorted by expert: each expert's rows are one contiguous slice.
+        order = ids.flatten().argsort(stable=True)
+        token = order // self.top_k
+        counts = torch.bincount(ids.flatten(), minlength=len(self.experts))
+        y = self._sorted_experts(x[token], counts) * weights.flatten()[order, None].to(x.dtype)
+        return torch.zeros_like(x).index_add_(0, token, y).view(shape)
+
+    def _sorted_experts(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """Each expert on its slice of the sorted rows `xs`. Without autograd, in bf16: two grouped
+        GEMMs over every expert at once (no host sync, no launch per expert; their rows must be
+        16-byte aligned); else a loop over the slices, differentiable (the grouped GEMM has no
+        backward on CPU)."""
+        hidden, inner = self.experts[0].w2.weight.shape
+        if xs.dtype == torch.bfloat16 and not torch.is_grad_enabled() and hidden % 8 == 0 and inner % 8 == 0:
+            w13, w2 = self.stacked_weights()
+            offs = counts.cumsum(0).to(torch.int32)
+            gate, up = torch._grouped_mm(xs, w13.transpose(1, 2), offs=offs).chunk(2, dim=-1)
+            return torch._grouped_mm(F.silu(gate) * up, w2.transpose(1, 2), offs=offs)
+        parts = xs.split(counts.tolist())
+        return torch.cat([expert(part) for expert, part in zip(self.experts, parts)])
 
     def stacked_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(w13 [E, 2I, H]: each expert's gate rows then up rows, w2 [E, H, I]), the experts' own storage."""
