@@ -1,8 +1,8 @@
 """Top-k mixture of SwiGLU experts with an fp32 softmax router and renormalised top-k weights.
 
 Two ways through the same function. `forward` sorts the (token, slot) pairs by expert and runs each
-expert on its slice (grouped GEMMs in bf16 inference, else a loop over the slices with one host
-sync per layer): what prefill and training run.
+expert on its slice, one host sync per layer for the slices' sizes, then gathers the outputs back
+into (token, slot) order and sums each token's k: what prefill and training run.
 `decode` takes the routing from the decode step (fused with the norm before it, kernels/linear)
 and runs every expert's rows at once over the experts' weights stacked [E, ...] (kernels/moe):
 fixed shapes and no host sync, so the decode step can be captured in a CUDA graph. The stacked
@@ -50,25 +50,16 @@ class SparseMoE(nn.Module):
         if self.recorder is not None:
             self.recorder.record(self.layer, ids, weights)
         # The (token, slot) pairs sorted by expert: each expert's rows are one contiguous slice.
-        order = ids.flatten().argsort(stable=True)
-        token = order // self.top_k
-        counts = torch.bincount(ids.flatten(), minlength=len(self.experts))
-        y = self._sorted_experts(x[token], counts) * weights.flatten()[order, None].to(x.dtype)
-        return torch.zeros_like(x).index_add_(0, token, y).view(shape)
-
-    def _sorted_experts(self, xs: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """Each expert on its slice of the sorted rows `xs`. Without autograd, in bf16: two grouped
-        GEMMs over every expert at once (no host sync, no launch per expert; their rows must be
-        16-byte aligned); else a loop over the slices, differentiable (the grouped GEMM has no
-        backward on CPU)."""
-        hidden, inner = self.experts[0].w2.weight.shape
-        if xs.dtype == torch.bfloat16 and not torch.is_grad_enabled() and hidden % 8 == 0 and inner % 8 == 0:
-            w13, w2 = self.stacked_weights()
-            offs = counts.cumsum(0).to(torch.int32)
-            gate, up = torch._grouped_mm(xs, w13.transpose(1, 2), offs=offs).chunk(2, dim=-1)
-            return torch._grouped_mm(F.silu(gate) * up, w2.transpose(1, 2), offs=offs)
-        parts = xs.split(counts.tolist())
-        return torch.cat([expert(part) for expert, part in zip(self.experts, parts)])
+        pairs = ids.flatten()
+        order = pairs.argsort(stable=True)
+        parts = x[order // self.top_k].split(torch.bincount(pairs, minlength=len(self.experts)).tolist())
+        y = torch.cat([expert(part) for expert, part in zip(self.experts, parts)])
+        # Back to (token, slot) order by a gather, not a scatter-add (which serialises on atomics):
+        # a token's k outputs are then adjacent, weighted and summed in one pass.
+        unsort = torch.empty_like(order)
+        unsort[order] = torch.arange(len(order), device=order.device)
+        y = y[unsort].view(*ids.shape, -1) * weights[..., None].to(x.dtype)
+        return y.sum(1).view(shape)
 
     def stacked_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(w13 [E, 2I, H]: each expert's gate rows then up rows, w2 [E, H, I]), the experts' own storage."""

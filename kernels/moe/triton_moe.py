@@ -1,24 +1,19 @@
 """The MoE of the decode step in Triton, four launches whatever the routing (no host sync, fixed
-grids, so the step can live in a CUDA graph). For up to 64 tokens the routing is fused with the
+grids, so the step can live in a CUDA graph). For up to a few tokens the routing is fused with the
 norm before it (kernels/linear) and a single token skips the sort:
 
 1. `_route_kernel`: fp32 router logits, softmax, top-k, renormalised weights (one program per token).
 2. `_align_kernel`: the (token, slot) pairs sorted by expert into blocks of BM rows, each block one
-   expert's (a block's unused rows are -1), as fused-MoE kernels lay them out, and where each
-   expert's blocks start; buffers are sized for the worst case, cdiv(pairs, BM) + min(experts, pairs).
-3. `_gate_up_kernel`: per (expert, column tile), over the expert's blocks, SiLU(x W1ᵀ) * (x W3ᵀ)
-   from one pass over x.
-4. `_down_kernel`: per (expert, column tile), act W2ᵀ times the routing weight, written per pair.
-
-A program owns one expert's column tile, so its weights are no kernel's output: where the rows fit
-in registers (the small preset's 1024 and 1536) it loads them whole before the PDL wait, once for
-all the expert's tokens, and its DRAM round trip overlaps the kernel before (an expert no token
-chose is read too: at the batches that take this path nearly every expert is chosen). Wider rows
-(M1's) loop over them in 64-wide steps, reading only the chosen experts.
+   expert's (a block's unused rows are -1), as fused-MoE kernels lay them out; grids are sized for
+   the worst case, cdiv(pairs, BM) + min(experts, pairs) blocks, and unused blocks exit at once.
+3. `_gate_up_kernel`: per (block, column tile), SiLU(x W1ᵀ) * (x W3ᵀ) from one pass over x.
+4. `_down_kernel`: per (block, column tile), act W2ᵀ times the routing weight, written per pair.
 
 A single token's k pairs need no sorting (its experts are distinct): `_gate_up_gemv_kernel` and
 `_down_gemv_kernel` read the expert ids directly, each program one pair and a few whole weight
-rows (kernels/launch.gemv_tile), no loop over the hidden dim (rows up to GEMV_MAX_WIDTH wide)."""
+rows (kernels/launch.gemv_tile), no loop over the hidden dim (rows up to GEMV_MAX_WIDTH wide).
+
+Only the experts that were chosen are read: the decode step's memory floor."""
 import torch
 import triton
 import triton.language as tl
@@ -60,7 +55,7 @@ def _route_kernel(x, w, weights, ids, H, E: tl.constexpr, BE: tl.constexpr, BH: 
 
 
 @triton.jit
-def _align_kernel(ids, pairs, expert_blocks, P, E: tl.constexpr, BP: tl.constexpr, BE: tl.constexpr,
+def _align_kernel(ids, pairs, block_expert, P, E: tl.constexpr, BP: tl.constexpr, BE: tl.constexpr,
                   BM: tl.constexpr, NB: tl.constexpr, BB: tl.constexpr, PDL: tl.constexpr):
     wait_for_inputs(PDL)
     o_p = tl.arange(0, BP)
@@ -79,39 +74,35 @@ def _align_kernel(ids, pairs, expert_blocks, P, E: tl.constexpr, BP: tl.constexp
         tl.store(pairs + o_b * BM + r, -1, mask=o_b < NB)
     tl.debug_barrier()  # the fill above is ordered before the scatter below (other threads' stores)
     tl.store(pairs + dest, o_p, mask=m_p)
-    tl.store(expert_blocks + o_e, starts // BM, mask=o_e < E)
-    tl.store(expert_blocks + E, tl.sum(padded, axis=0) // BM)
+    row0 = o_b * BM
+    owner = (row0[:, None] >= starts[None, :]) & (row0[:, None] < ends[None, :])
+    expert = tl.sum(owner.to(tl.int32) * o_e[None, :], axis=1)
+    tl.store(block_expert + o_b, tl.where(tl.sum(owner.to(tl.int32), axis=1) > 0, expert, -1), mask=o_b < NB)
 
 
 @triton.jit
-def _gate_up_kernel(x, w13, pairs, expert_blocks, act, H, I, s_we, s_wn,
-                    TOP_K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, WHOLE: tl.constexpr,
+def _gate_up_kernel(x, w13, pairs, block_expert, act, H, I, s_we, s_wn,
+                    TOP_K: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                     DOT_F32: tl.constexpr, PREC: tl.constexpr, PDL: tl.constexpr):
-    e = tl.program_id(0).to(tl.int64)
-    o_n = tl.program_id(1) * BN + tl.arange(0, BN)
-    m_n = o_n < I
-    p1 = w13 + e * s_we + o_n[:, None].to(tl.int64) * s_wn
-    if WHOLE:  # the expert's weight rows are no kernel's output: loaded before the wait, read once
-        m_w = m_n[:, None] & (tl.arange(0, BK) < H)[None, :]
-        w1_rows = tl.load(p1 + tl.arange(0, BK)[None, :], mask=m_w, other=0.0)
-        w3_rows = tl.load(p1 + I * s_wn + tl.arange(0, BK)[None, :], mask=m_w, other=0.0)
     wait_for_inputs(PDL)
-    o_m = tl.arange(0, BM)
-    for blk in range(tl.load(expert_blocks + e), tl.load(expert_blocks + e + 1)):
+    blk = tl.program_id(0)
+    e = tl.load(block_expert + blk).to(tl.int64)
+    if e >= 0:  # else an unused block: nothing to do
+        o_m = tl.arange(0, BM)
         pair = tl.load(pairs + blk * BM + o_m)
         valid = pair >= 0
         tok = tl.where(valid, pair // TOP_K, 0).to(tl.int64)
+        o_n = tl.program_id(1) * BN + tl.arange(0, BN)
+        m_n = o_n < I
         acc1 = tl.zeros([BM, BN], tl.float32)
         acc3 = tl.zeros([BM, BN], tl.float32)
         for k0 in range(0, H, BK):
             o_k = k0 + tl.arange(0, BK)
             m_k = o_k < H
             a = tl.load(x + tok[:, None] * H + o_k[None, :], mask=valid[:, None] & m_k[None, :], other=0.0)
-            if WHOLE:
-                w1, w3 = w1_rows, w3_rows
-            else:
-                w1 = tl.load(p1 + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
-                w3 = tl.load(p1 + I * s_wn + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
+            p1 = w13 + e * s_we + o_n[:, None].to(tl.int64) * s_wn + o_k[None, :]
+            w1 = tl.load(p1, mask=m_n[:, None] & m_k[None, :], other=0.0)
+            w3 = tl.load(p1 + I * s_wn, mask=m_n[:, None] & m_k[None, :], other=0.0)
             if DOT_F32:
                 a, w1, w3 = a.to(tl.float32), w1.to(tl.float32), w3.to(tl.float32)
             acc1 += tl.dot(a, tl.trans(w1), input_precision=PREC)
@@ -124,29 +115,25 @@ def _gate_up_kernel(x, w13, pairs, expert_blocks, act, H, I, s_we, s_wn,
 
 
 @triton.jit
-def _down_kernel(act, w2, pairs, expert_blocks, weights, y, H, I, s_we, s_wn,
-                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, WHOLE: tl.constexpr, DOT_F32: tl.constexpr,
-                 PREC: tl.constexpr, PDL: tl.constexpr):
-    e = tl.program_id(0).to(tl.int64)
-    o_n = tl.program_id(1) * BN + tl.arange(0, BN)
-    m_n = o_n < H
-    p2 = w2 + e * s_we + o_n[:, None].to(tl.int64) * s_wn
-    if WHOLE:
-        w_rows = tl.load(p2 + tl.arange(0, BK)[None, :], mask=m_n[:, None] & (tl.arange(0, BK) < I)[None, :], other=0.0)
+def _down_kernel(act, w2, pairs, block_expert, weights, y, H, I, s_we, s_wn,
+                 BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, DOT_F32: tl.constexpr, PREC: tl.constexpr,
+                 PDL: tl.constexpr):
     wait_for_inputs(PDL)
-    o_m = tl.arange(0, BM)
-    for blk in range(tl.load(expert_blocks + e), tl.load(expert_blocks + e + 1)):
+    blk = tl.program_id(0)
+    e = tl.load(block_expert + blk).to(tl.int64)
+    if e >= 0:  # else an unused block: nothing to do
+        o_m = tl.arange(0, BM)
         pair = tl.load(pairs + blk * BM + o_m)
         valid = pair >= 0
+        o_n = tl.program_id(1) * BN + tl.arange(0, BN)
+        m_n = o_n < H
         acc = tl.zeros([BM, BN], tl.float32)
         for k0 in range(0, I, BK):
             o_k = k0 + tl.arange(0, BK)
             m_k = o_k < I
             a = tl.load(act + (blk * BM + o_m[:, None]).to(tl.int64) * I + o_k[None, :], mask=m_k[None, :], other=0.0)
-            if WHOLE:
-                w = w_rows
-            else:
-                w = tl.load(p2 + o_k[None, :], mask=m_n[:, None] & m_k[None, :], other=0.0)
+            w = tl.load(w2 + e * s_we + o_n[:, None].to(tl.int64) * s_wn + o_k[None, :],
+                        mask=m_n[:, None] & m_k[None, :], other=0.0)
             if DOT_F32:
                 a, w = a.to(tl.float32), w.to(tl.float32)
             acc += tl.dot(a, tl.trans(w), input_precision=PREC)
@@ -211,23 +198,12 @@ def route(x, gate_weight, top_k: int):
     return weights, ids
 
 
-# Experts whose weight rows fit in registers load them whole, before the wait: the programs of
-# one launch then hold a [16, width] tile per weight matrix, 128 values a thread at EXPERT_WARPS.
-EXPERT_WARPS = 8
-EXPERT_TILE_ELEMENTS = 128 * 32 * EXPERT_WARPS
-
-
-def _expert_tile(E: int, N: int, K: int, mats: int, sms: int = 132) -> tuple[int, int, bool]:
-    """(BN, BK, whole rows) of an expert kernel writing N columns from K-wide rows of `mats` weight
-    matrices: whole rows in 16-column tiles if they fit, else 64-wide K steps in column tiles as
-    wide as still give every SM two programs (the weights stream from many SMs)."""
-    BK = triton.next_power_of_2(K)
-    if 16 * BK * mats <= EXPERT_TILE_ELEMENTS:
-        return 16, BK, True
+def _column_tile(blocks: int, N: int, sms: int = 132) -> int:
+    """Narrow column tiles while few expert blocks are busy, so that the weights stream from many SMs."""
     for bn in (64, 32):
-        if E * triton.cdiv(N, bn) >= 2 * sms:
-            return bn, 64, False
-    return 16, 64, False
+        if blocks * triton.cdiv(N, bn) >= 2 * sms:
+            return bn
+    return 16
 
 
 def experts(x, w13, w2, weights, ids, block_m: int = 16):
@@ -240,22 +216,22 @@ def experts(x, w13, w2, weights, ids, block_m: int = 16):
         return _one_token(x, w13, w2, weights.contiguous(), ids.to(torch.int32).contiguous(), launch)
     NB = triton.cdiv(P, block_m) + min(E, P)
     pairs = torch.empty(NB * block_m, device=x.device, dtype=torch.int32)
-    expert_blocks = torch.empty(E + 1, device=x.device, dtype=torch.int32)
-    _align_kernel[(1,)](ids.contiguous(), pairs, expert_blocks, P, E=E, BP=triton.next_power_of_2(P),
+    block_expert = torch.empty(NB, device=x.device, dtype=torch.int32)
+    _align_kernel[(1,)](ids.contiguous(), pairs, block_expert, P, E=E, BP=triton.next_power_of_2(P),
                         BE=triton.next_power_of_2(E), BM=block_m, NB=NB, BB=triton.next_power_of_2(NB), num_warps=4,
                         **launch)
     dot_f32 = INTERPRET or x.dtype == torch.float32
-    common = dict(BM=block_m, DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", num_warps=EXPERT_WARPS,
-                  num_stages=3, **launch)
+    common = dict(BM=block_m, BK=64, DOT_F32=dot_f32, PREC="ieee" if dot_f32 else "tf32", num_warps=4, num_stages=3,
+                  **launch)
+    busy = min(E, P)
     act = torch.empty(NB * block_m, I, device=x.device, dtype=x.dtype)
-    bn, bk, whole = _expert_tile(E, I, H, mats=2)
-    _gate_up_kernel[(E, triton.cdiv(I, bn))](x.contiguous(), w13, pairs, expert_blocks, act, H, I,
-                                             w13.stride(0), w13.stride(1), TOP_K=top_k, BN=bn, BK=bk, WHOLE=whole,
-                                             **common)
+    bn = _column_tile(busy, I)
+    _gate_up_kernel[(NB, triton.cdiv(I, bn))](x.contiguous(), w13, pairs, block_expert, act, H, I,
+                                              w13.stride(0), w13.stride(1), TOP_K=top_k, BN=bn, **common)
     y = torch.empty(P, H, device=x.device, dtype=x.dtype)
-    bn, bk, whole = _expert_tile(E, H, I, mats=1)
-    _down_kernel[(E, triton.cdiv(H, bn))](act, w2, pairs, expert_blocks, weights.contiguous(), y, H, I,
-                                          w2.stride(0), w2.stride(1), BN=bn, BK=bk, WHOLE=whole, **common)
+    bn = _column_tile(busy, H)
+    _down_kernel[(NB, triton.cdiv(H, bn))](act, w2, pairs, block_expert, weights.contiguous(), y, H, I,
+                                           w2.stride(0), w2.stride(1), BN=bn, **common)
     return y.view(N, top_k, H)
 
 

@@ -63,7 +63,7 @@ def float64_norm_linear(x, w_norm, eps, weight, gate=None):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("ky", [None, 1, 2])
-@pytest.mark.parametrize("M", [1, 3, 20, 70])  # one row a program; 16-row blocks; past GEMM_ROWS: norm kernel + matmul
+@pytest.mark.parametrize("M", [1, 3, 20])  # 20 rows: past GEMV_ROWS, the norm kernel and a matrix product
 def test_add_norm_linear(tk, poisoned, dtype, ky, M):
     D, N = 200, 72  # neither a multiple of the tiles
     g = gen(M * 10 + (ky or 0))
@@ -84,7 +84,7 @@ def test_add_norm_linear(tk, poisoned, dtype, ky, M):
     assert logits.dtype == torch.float32 and torch.equal(logits, out.float())
 
 
-@pytest.mark.parametrize("M", [1, 6, 65])
+@pytest.mark.parametrize("M", [1, 6])
 def test_plain_linear(tk, poisoned, M):
     g = gen(M)
     x, weight = torch.randn(M, 96, generator=g), torch.randn(50, 96, generator=g)
@@ -93,7 +93,7 @@ def test_plain_linear(tk, poisoned, M):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("M", [3, 7, 33])
+@pytest.mark.parametrize("M", [3, 7])
 def test_gated_norm_linear_reads_the_gate_from_a_wider_projection(tk, poisoned, dtype, M):
     D, N = 64, 40
     g = gen(1)
@@ -108,7 +108,7 @@ def test_gated_norm_linear_reads_the_gate_from_a_wider_projection(tk, poisoned, 
 
 
 @pytest.mark.parametrize("ky", [None, 2])
-@pytest.mark.parametrize("M", [3, 19, 70])  # fused, one row or 16 a program; past GEMM_ROWS: norm, routing kernel
+@pytest.mark.parametrize("M", [3, 19])  # fused; past GEMV_ROWS: norm kernel, then the routing kernel
 def test_router_fused_with_its_norm_picks_the_references_top_k(tk, poisoned, ky, M):
     D, E = 40, 6
     g = gen(3)
@@ -182,8 +182,8 @@ def loop_experts(x, w13, w2, weights, ids):
     return out
 
 
-# Rows 48 and 40 wide load whole before the wait; 1100 and 2100 are past that (64-wide steps); a
-# single token skips the sort; 40 tokens over 2 experts give each several blocks.
+# Rows 48 and 40 wide (neither a multiple of a tile) or 1100 and 2100 (several K steps); a single
+# token skips the sort; 40 tokens over 2 experts give each expert several blocks.
 @pytest.mark.parametrize("N,E,H,I", [(1, 4, 48, 40), (5, 4, 48, 40), (12, 3, 48, 40), (3, 16, 48, 40),
                                      (40, 2, 48, 40), (6, 3, 1100, 40), (6, 3, 40, 2100)])
 def test_sorted_dispatch_experts_match_the_loop(tk, poisoned, N, E, H, I):
