@@ -54,12 +54,12 @@ class SparseMoE(nn.Module):
         order = pairs.argsort(stable=True)
         parts = x[order // self.top_k].split(torch.bincount(pairs, minlength=len(self.experts)).tolist())
         y = torch.cat([expert(part) for expert, part in zip(self.experts, parts)])
-        # Back to (token, slot) order by a gather, not a scatter-add (which serialises on atomics):
-        # a token's k outputs are then adjacent, weighted and summed in one pass.
+        # Back to (token, slot) order by a gather, not a scatter-add (which serialises on atomics),
+        # weighted and summed over k in the same pass (the kernel has no backward: training takes torch's).
         unsort = torch.empty_like(order)
         unsort[order] = torch.arange(len(order), device=order.device)
-        y = y[unsort].view(*ids.shape, -1) * weights[..., None].to(x.dtype)
-        return y.sum(1).view(shape)
+        out = moe_kernels.gather_sum(y, unsort, weights, impl="torch" if y.requires_grad else "auto")
+        return out.view(shape)
 
     def stacked_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(w13 [E, 2I, H]: each expert's gate rows then up rows, w2 [E, H, I]), the experts' own storage."""

@@ -27,3 +27,11 @@ def experts(x, w13, w2, weights, ids):
     out = torch.empty_like(y)
     out[order] = y
     return out.view(N, k, -1)
+
+
+def gather_sum(y, unsort, weights):
+    """[N, hidden]: each token's k expert outputs, rows `unsort` [N * k] of y [pairs, hidden] in
+    (token, slot) order, times their routing weights `weights` [N, k] (fp32, rounded to y's dtype
+    first), summed in fp32 and rounded once."""
+    N, k = weights.shape
+    return (y[unsort].view(N, k, -1) * weights[..., None].to(y.dtype)).sum(1)

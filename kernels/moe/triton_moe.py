@@ -13,6 +13,10 @@ A single token's k pairs need no sorting (its experts are distinct): `_gate_up_g
 `_down_gemv_kernel` read the expert ids directly, each program one pair and a few whole weight
 rows (kernels/launch.gemv_tile), no loop over the hidden dim (rows up to GEMV_MAX_WIDTH wide).
 
+`gather_sum` is prefill's: the expert outputs of the (token, slot) pairs sorted by expert, back in
+token order, weighted and summed over k in one pass (torch's gather, multiply and sum took 12
+passes' time over the [pairs, hidden] outputs on an H200).
+
 Only the experts that were chosen are read: the decode step's memory floor."""
 import torch
 import triton
@@ -246,3 +250,27 @@ def _one_token(x, w13, w2, weights, ids, launch):
     _down_gemv_kernel[(K, triton.cdiv(H, bn))](act, w2, ids, weights, y, H, I, w2.stride(0), w2.stride(1),
                                                BN=bn, BI=bi, num_warps=warps, **launch)
     return y.view(1, K, H)
+
+
+@triton.jit
+def _gather_sum_kernel(y, unsort, weights, out, N, H, TOP_K: tl.constexpr, BN: tl.constexpr, BH: tl.constexpr):
+    o_n = tl.program_id(0) * BN + tl.arange(0, BN)
+    o_h = tl.program_id(1) * BH + tl.arange(0, BH)
+    m_n = o_n < N
+    mask = m_n[:, None] & (o_h < H)[None, :]
+    dt = out.dtype.element_ty
+    acc = tl.zeros([BN, BH], tl.float32)
+    for j in tl.static_range(TOP_K):
+        row = tl.load(unsort + o_n * TOP_K + j, mask=m_n, other=0).to(tl.int64)
+        w = _round(tl.load(weights + o_n * TOP_K + j, mask=m_n, other=0.0), dt)
+        acc += _round(tl.load(y + row[:, None] * H + o_h[None, :], mask=mask, other=0.0).to(tl.float32) * w[:, None], dt)
+    tl.store(out + o_n.to(tl.int64)[:, None] * H + o_h[None, :], acc.to(dt), mask=mask)
+
+
+def gather_sum(y, unsort, weights):
+    (N, K), H = weights.shape, y.shape[1]
+    out = torch.empty(N, H, device=y.device, dtype=y.dtype)
+    BN, BH = 16, min(256, triton.next_power_of_2(H))
+    _gather_sum_kernel[(triton.cdiv(N, BN), triton.cdiv(H, BH))](y.contiguous(), unsort.contiguous(), weights.contiguous(),
+                                                                 out, N, H, TOP_K=K, BN=BN, BH=BH, num_warps=4)
+    return out

@@ -196,6 +196,23 @@ def test_sorted_dispatch_experts_match_the_loop(tk, poisoned, N, E, H, I):
     assert rel(tk["moe.triton_moe"].experts(x, w13, w2, weights, ids), want) < 1e-6
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("N,k,H", [(37, 2, 300), (5, 3, 64)])  # neither a multiple of the tiles
+def test_gather_sum_puts_sorted_expert_outputs_back_in_token_order(tk, poisoned, dtype, N, k, H):
+    """Prefill's combine: row p of y is pair order[p]'s output; token n gets sum_j w[n, j] * its pair's row."""
+    g = gen(N + k)
+    y = torch.randn(N * k, H, generator=g).to(dtype)
+    order = torch.randperm(N * k, generator=g)
+    unsort = torch.empty_like(order)
+    unsort[order] = torch.arange(N * k)
+    weights = torch.rand(N, k, generator=g)
+    want = torch.stack([sum(weights[n, j].double() * y[unsort[n * k + j]].double() for j in range(k)) for n in range(N)])
+    ref = moe_ref.gather_sum(y, unsort, weights)
+    got = tk["moe.triton_moe"].gather_sum(y, unsort, weights)
+    tol = 1e-6 if dtype == torch.float32 else BF16_TOL
+    assert got.dtype == dtype and rel(got, ref) < tol and rel(ref, want) < tol and rel(got, want) < tol
+
+
 def test_a_whole_decode_step_through_the_kernels_equals_the_pytorch_step(tk, tiny_dir):
     """The tiny model's decode step with every op on its Triton kernel gives the PyTorch step's
     logits, for a batch of sequences of different lengths in scattered slots."""
