@@ -57,7 +57,10 @@ def default_config(prec: str, sequence_heads: int, V: int, device) -> Config:
 
 # `T` is not specialised: Triton compiles an integer argument equal to 1 as a constant, so T == 1 got
 # a kernel of its own (one loop trip known at compile time, unpipelined: 57 KB of shared memory at
-# BV=64 instead of 131 KB) beside the one every other length runs.
+# BV=64 instead of 131 KB) beside the one every other length runs. Unpipelined is what faulted: under
+# memcheck on an H200 (Triton 3.6), num_stages=1 at BT=64, BV=32, 4 warps reads shared memory past its
+# allocation at the kᵀv dot, for every length; the same config pipelined, and the other one-stage
+# shapes tried, run clean. So configs have two stages or more (lightning_prefill refuses fewer).
 @triton.jit(do_not_specialize=["T"])
 def _prefill_kernel(q, k, v, o, slopes, h0, ht, cu_seqlens, T, s_t, s_h,
                     H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr,
@@ -161,6 +164,9 @@ def lightning_prefill(q, k, v, slopes, initial_state=None, cu_seqlens=None, conf
     dot_f32 = INTERPRET or q.dtype == torch.float32
     prec = "ieee" if dot_f32 else "tf32"
     cfg = config or (INTERPRET_CONFIG if INTERPRET else default_config(prec, N * H, V, q.device))
+    if cfg.num_stages < 2 and not INTERPRET:
+        raise ValueError(f"lightning prefill config {cfg}: num_stages must be >= 2 on a GPU (Triton 3.6's "
+                         "unpipelined compile of BT=64, BV=32, 4 warps reads shared memory past its allocation)")
     _prefill_kernel[(N * H * triton.cdiv(V, cfg.BV),)](
         q, k, v, o, slopes, initial_state, final, cu_seqlens, T, q.stride(1), q.stride(2),
         H=H, K=K, V=V, BK=max(16, triton.next_power_of_2(K)), BT=cfg.BT, BV=cfg.BV,

@@ -211,3 +211,18 @@ def test_the_prefill_kernel_is_neither_autotuned_nor_specialised_on_length():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # the compiled-mode definition
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_an_unpipelined_prefill_config_is_refused_before_it_reaches_a_gpu():
+    """One stage compiles to the kernel that read shared memory out of bounds on the H200 (memcheck);
+    a caller's `config` with fewer than two stages gets an error naming it, not a launch."""
+    import subprocess
+    import sys
+    probe = ("import torch; from m1bench.kernels.lightning.chunk import Config, lightning_prefill\n"
+             "q = torch.zeros(1, 8, 2, 16, dtype=torch.bfloat16)\n"
+             "try:\n    lightning_prefill(q, q, q, torch.ones(2), config=Config(64, 32, 4, 1))\n"
+             "except ValueError as e:\n    print(e)\n")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "num_stages must be >= 2" in out.stdout and "BV=32" in out.stdout, out.stdout
