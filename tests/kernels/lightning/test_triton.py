@@ -201,28 +201,30 @@ def test_the_faulting_sequence_float32_calls_then_a_one_token_bfloat16_call(tk, 
         assert rel(o, o_b) < TOL[dtype] and rel(st, st_b) < TOL[dtype]
 
 
-def test_the_prefill_kernel_is_neither_autotuned_nor_specialised_on_length():
-    """One compiled kernel per dtype and config serves every length, and no call runs other configs."""
+def compiled_mode(probe: str) -> str:
+    """Run `probe` in a fresh interpreter with Triton's compiled-mode definitions; its stdout."""
     import subprocess
     import sys
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_the_prefill_kernel_is_neither_autotuned_nor_specialised_on_length():
+    """One compiled kernel per dtype and config serves every length, and no call runs other configs."""
     probe = ("from triton.runtime.jit import JITFunction; from m1bench.kernels.lightning import chunk; "
              "k = chunk._prefill_kernel; assert type(k) is JITFunction, type(k); "
              "assert [p.name for p in k.params if p.do_not_specialize] == ['T']; print('ok')")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}  # the compiled-mode definition
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    assert compiled_mode(probe).strip() == "ok"
 
 
 def test_an_unpipelined_prefill_config_is_refused_before_it_reaches_a_gpu():
     """One stage compiles to the kernel that read shared memory out of bounds on the H200 (memcheck);
     a caller's `config` with fewer than two stages gets an error naming it, not a launch."""
-    import subprocess
-    import sys
     probe = ("import torch; from m1bench.kernels.lightning.chunk import Config, lightning_prefill\n"
              "q = torch.zeros(1, 8, 2, 16, dtype=torch.bfloat16)\n"
              "try:\n    lightning_prefill(q, q, q, torch.ones(2), config=Config(64, 32, 4, 1))\n"
              "except ValueError as e:\n    print(e)\n")
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "num_stages must be >= 2" in out.stdout and "BV=32" in out.stdout, out.stdout
+    said = compiled_mode(probe)
+    assert "num_stages must be >= 2" in said and "BV=32" in said, said
